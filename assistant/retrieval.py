@@ -1,0 +1,293 @@
+"""Retrieval: a question (plus chat history) -> scored chunks, by dense + BM25 search.
+
+* :class:`LexicalIndex` - a BM25 index (``bm25s``) over the live chunks,
+  built by the indexer whenever the vector index changes and persisted under
+  the index dir (one folder per generation, switched atomically). Queries load
+  it once (memory-mapped) and reload only when the generation changes: it is
+  never rebuilt per query.
+* :class:`HybridRetriever` - dense search in Chroma, BM25, and a weighted
+  fusion. Plain rank fusion hurts when the question and the documents are in
+  different languages (BM25 then matches little but names and cognates), so
+  the lexical side is weighted by how much of the question it actually
+  matched and by the language relation (see ``lexical_weight``).
+* :func:`condense_question` - deterministic follow-up expansion with the
+  recent user turns.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .schema import ScoredChunk
+from .store import ChunkStore, Manifest
+from .text import STOP, detect_language, fold_accents, lexical_tokens
+
+# --------------------------------------------------------------------------- BM25
+
+
+class LexicalIndex:
+    """BM25 over the live chunks, persisted in ``<index>/bm25/gen-<n>/``."""
+
+    def __init__(self, store: ChunkStore, manifest: Manifest | None = None):
+        self.store = store
+        self.manifest = manifest
+        self.root = store.local_path("bm25")
+        self._lock = threading.Lock()
+        self._loaded: tuple[int, Any, list[str], dict] | None = None  # (generation, bm25, ids, meta)
+
+    def exists(self) -> bool:
+        return (self.root / "CURRENT").exists()
+
+    def current(self) -> tuple[int, Path] | None:
+        try:
+            name = (self.root / "CURRENT").read_text().strip()
+        except OSError:
+            return None
+        path = self.root / name
+        if not path.exists():
+            return None
+        return int(name.split("-")[-1]), path
+
+    # --- build -------------------------------------------------------------------
+    def build(self, ids: list[str], generation: int) -> None:
+        import bm25s
+
+        cache = self.manifest.lex_tokens(ids) if self.manifest else {}
+        missing = [i for i in ids if i not in cache]
+        if missing:  # chunks written by another machine (server mode) or a cold cache
+            fetched = self.store.get(missing)
+            fresh = {cid: lexical_tokens(doc) for cid, (doc, _meta) in fetched.items()}
+            cache.update(fresh)
+            if self.manifest:
+                self.manifest.put_lex(fresh)
+        ids = [i for i in ids if i in cache]
+        corpus = [cache[i] or ["\u2205"] for i in ids]
+        fr = sum(1 for toks in corpus if _looks_french(toks))
+        meta = {"generation": generation, "n": len(ids), "french_share": (fr / len(ids)) if ids else 0.0}
+        self.root.mkdir(parents=True, exist_ok=True)
+        target = self.root / f"gen-{generation}"
+        tmp = self.root / f".tmp-{os.getpid()}-{generation}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        if ids:
+            bm = bm25s.BM25(k1=1.2, b=0.75)
+            bm.index(corpus, show_progress=False)
+            bm.save(str(tmp / "bm25"))
+        (tmp / "ids.json").write_text(json.dumps(ids))
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+        cur = self.root / f".CURRENT.{os.getpid()}"
+        cur.write_text(target.name)
+        os.replace(cur, self.root / "CURRENT")
+        # keep the previous generation for readers that still have it open; drop older ones
+        gens = sorted((p for p in self.root.glob("gen-*")), key=lambda p: int(p.name.split("-")[-1]))
+        for old in gens[:-2]:
+            shutil.rmtree(old, ignore_errors=True)
+        if self.manifest:
+            self.manifest.prune_lex(set(ids))
+
+    # --- query -------------------------------------------------------------------
+    def load(self) -> tuple[int, Any, list[str], dict] | None:
+        cur = self.current()
+        if cur is None:
+            return None
+        gen, path = cur
+        with self._lock:
+            if self._loaded and self._loaded[0] == gen:
+                return self._loaded
+            import bm25s
+
+            ids = json.loads((path / "ids.json").read_text())
+            meta = json.loads((path / "meta.json").read_text())
+            bm = bm25s.BM25.load(str(path / "bm25"), mmap=True) if ids else None
+            self._loaded = (gen, bm, ids, meta)
+            return self._loaded
+
+    def search(self, tokens: list[str], n: int) -> tuple[list[tuple[str, float]], float]:
+        """Top-n (chunk id, score) and the share of query terms (IDF-weighted) the index knows."""
+        loaded = self.load()
+        if not loaded or loaded[1] is None or not tokens:
+            return [], 0.0
+        _, bm, ids, _ = loaded
+        vocab = bm.vocab_dict
+        known = [t for t in tokens if t in vocab]
+        if not known:
+            return [], 0.0
+        scores = bm.get_scores(known)
+        n = min(n, len(ids))
+        top = np.argpartition(-scores, n - 1)[:n]
+        top = top[np.argsort(-scores[top])]
+        hits = [(ids[i], float(scores[i])) for i in top if scores[i] > 0]
+        return hits, len(known) / len(tokens)
+
+    def live_ids(self) -> set[str] | None:
+        loaded = self.load()
+        if not loaded:
+            return None
+        return set(loaded[2])
+
+    def meta(self) -> dict:
+        loaded = self.load()
+        return loaded[3] if loaded else {}
+
+
+
+
+def _looks_french(tokens: list[str]) -> bool:
+    # stop words are removed from tokens, so look at characteristic stems instead
+    return any(t.endswith(("ment", "tion", "eur", "ique")) for t in tokens[:40]) and not any(t.endswith("ing") for t in tokens[:40])
+
+
+# --------------------------------------------------------------------------- follow-ups
+_FOLLOWUP = re.compile(
+    r"\b(that|this|these|those|it|its|they|them|their|there|he|she|his|her|him|the same|above|"
+    r"ce|cet|cette|ces|ça|cela|celui|celle|ceux|celles|il|elle|ils|elles|leur|leurs|lui|y|en|là|dernier|dernière)\b",
+    re.IGNORECASE)
+
+
+def is_followup(question: str) -> bool:
+    content = [t for t in lexical_tokens(question, stemming=False)]
+    return bool(_FOLLOWUP.search(question)) or len(content) <= 1
+
+
+def condense_question(question: str, history: list[dict] | None, turns: int = 2) -> str:
+    """Standalone form of a follow-up: the question plus the recent user turns it refers to.
+
+    Without an LLM, a follow-up ("What is that money for?") is expanded with the
+    previous user questions, which carry the topic; self-contained questions are
+    left alone.
+    """
+    if not history or not is_followup(question):
+        return question
+    users = [_text(t.get("content")) for t in history if t.get("role") == "user"]
+    users = [u for u in users if u.strip()][-turns:]
+    if not users:
+        return question
+    return question.strip() + " (" + " ".join(u.strip() for u in users) + ")"
+
+
+def _text(content: Any) -> str:
+    """Message content as text (Gradio 6 sends a list of typed blocks)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(_text(c) for c in content)
+    if isinstance(content, dict):
+        return str(content.get("text") or content.get("content") or "")
+    return "" if content is None else str(content)
+
+
+# --------------------------------------------------------------------------- hybrid
+@dataclass
+class Retrieval:
+    question: str
+    standalone: str
+    chunks: list[ScoredChunk]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    language: str = "en"
+
+
+class HybridRetriever:
+    """Dense + BM25 retrieval with confidence- and language-weighted fusion.
+
+    >>> r = HybridRetriever(store, embedder, k=5)  # doctest: +SKIP
+    >>> r.run("How much did Morocco allocate to startups?").chunks[0].source  # doctest: +SKIP
+    'seeds/000_aa041678daf2c786.txt'
+    """
+
+    RRF_K = 60
+
+    def __init__(self, store: ChunkStore, embedder, lexical: LexicalIndex | None = None, k: int = 5,
+                 hybrid: str = "auto", history_turns: int = 2):
+        if hybrid not in ("auto", "on", "off"):
+            raise ValueError("hybrid must be auto, on or off")
+        self.store = store
+        self.embedder = embedder
+        self.lexical = lexical or LexicalIndex(store)
+        self.k = k
+        self.hybrid = hybrid
+        self.history_turns = history_turns
+        self._gen_checked = 0.0
+        self._gen_lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        self.embedder.warm_up()
+        self.lexical.load()
+
+    def refresh(self, max_age: float = 2.0) -> None:
+        """Reload the BM25 snapshot when another process (or an upload) indexed new content."""
+        now = time.monotonic()
+        if now - self._gen_checked < max_age:
+            return
+        with self._gen_lock:
+            self._gen_checked = now
+        self.lexical.load()
+
+    def lexical_weight(self, q_lang: str, coverage: float) -> float:
+        """Weight of the BM25 ranking in the fusion (dense has weight 1)."""
+        if self.hybrid == "off":
+            return 0.0
+        if self.hybrid == "on":
+            return 1.0
+        fr_share = self.lexical.meta().get("french_share", 0.5)
+        doc_lang = "fr" if fr_share >= 0.5 else "en"
+        base = 1.0 if q_lang == doc_lang else 0.35
+        return base * coverage
+
+    def run(self, question: str, history: list[dict] | None = None, k: int | None = None) -> Retrieval:
+        k = k or self.k
+        t0 = time.perf_counter()
+        self.refresh()
+        standalone = condense_question(question, history, self.history_turns)
+        lang = detect_language(question)
+        n_cand = max(4 * k, 20)
+        qvec = self.embedder.encode([standalone], is_query=True)[0]
+        t_embed = time.perf_counter()
+        dense = self.store.query(qvec, n_cand)
+        live = self.lexical.live_ids()
+        if live is not None:  # read a consistent snapshot while an indexing run writes
+            dense = [d for d in dense if d.chunk_id in live]
+        t_dense = time.perf_counter()
+        lex_hits: list[tuple[str, float]] = []
+        weight = 0.0
+        if self.hybrid != "off":
+            tokens = lexical_tokens(standalone)
+            lex_hits, coverage = self.lexical.search(tokens, n_cand)
+            weight = self.lexical_weight(lang, coverage)
+        t_lex = time.perf_counter()
+        fused: dict[str, float] = {}
+        for rank, d in enumerate(dense):
+            fused[d.chunk_id] = 1.0 / (self.RRF_K + rank + 1)
+        if weight > 0:
+            for rank, (cid, _s) in enumerate(lex_hits):
+                fused[cid] = fused.get(cid, 0.0) + weight / (self.RRF_K + rank + 1)
+        order = sorted(fused, key=lambda c: -fused[c])[:k]
+        by_id = {d.chunk_id: d for d in dense}
+        lex_score = dict(lex_hits)
+        need = [c for c in order if c not in by_id]
+        if need:
+            got = self.store.get(need)
+            for cid, (doc, meta) in got.items():
+                by_id[cid] = ScoredChunk(cid, meta.get("source", ""), doc, 0.0, meta)
+        out = []
+        for cid in order:
+            if cid not in by_id:
+                continue
+            sc = by_id[cid]
+            sc.score = fused[cid]
+            sc.lexical_score = lex_score.get(cid)
+            out.append(sc)
+        t_end = time.perf_counter()
+        timings = {"embed": (t_embed - t0) * 1000, "dense": (t_dense - t_embed) * 1000, "lexical": (t_lex - t_dense) * 1000,
+                   "retrieve": (t_end - t0) * 1000}
+        return Retrieval(question, standalone, out, timings, lang)

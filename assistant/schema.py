@@ -1,0 +1,121 @@
+"""Typed records passed between pipeline stages."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Block:
+    """A run of extracted text with its structural location.
+
+    ``start``/``end`` are character offsets into ``Document.text``.
+    """
+
+    start: int
+    end: int
+    page: int | None = None  # 1-based, pdf only
+    section: str = ""  # nearest heading above the block ("" when none)
+
+
+@dataclass
+class Document:
+    source: str  # path as given to the indexer (relative to the cwd when possible)
+    text: str  # full extracted text; blocks are separated by blank lines
+    blocks: list[Block] = field(default_factory=list)
+    file_hash: str = ""  # sha256 of the file bytes
+    kind: str = ""  # txt, md, html, pdf, docx
+    title: str = ""
+
+
+@dataclass
+class Chunk:
+    id: str
+    source: str
+    text: str
+    start: int  # char offsets into Document.text
+    end: int
+    text_hash: str
+    paragraph: int  # 1-based index of the paragraph (blank-line separated) the chunk starts in
+    page: int | None = None
+    section: str = ""
+    ordinal: int = 0  # position of the chunk in its document
+
+    def metadata(self, file_hash: str) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "source": self.source,
+            "start": self.start,
+            "end": self.end,
+            "text_hash": self.text_hash,
+            "file_hash": file_hash,
+            "paragraph": self.paragraph,
+            "section": self.section,
+            "ordinal": self.ordinal,
+        }
+        if self.page is not None:
+            meta["page"] = self.page
+        return meta
+
+
+@dataclass
+class ScoredChunk:
+    chunk_id: str
+    source: str
+    text: str
+    score: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+    dense_score: float | None = None
+    lexical_score: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chunk_id": self.chunk_id, "source": self.source, "text": self.text, "score": round(float(self.score), 6)}
+
+
+@dataclass
+class Citation:
+    n: int
+    source: str
+    location: dict[str, Any]
+    quote: str
+    chunk_id: str
+    passage: str = ""  # the whole chunk text, for display with the quote highlighted
+    quote_start: int = -1  # offset of quote inside passage
+    supported: bool = True  # False when an LLM sentence could not be matched to its passage
+
+    def to_json(self) -> dict[str, Any]:
+        return {"n": self.n, "source": self.source, "location": self.location, "quote": self.quote, "chunk_id": self.chunk_id}
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    abstained: bool
+    citations: list[Citation] = field(default_factory=list)
+    retrieved: list[ScoredChunk] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    standalone_question: str = ""  # the question after follow-up condensing
+    language: str = "en"
+    backend: str = "extractive"
+    note: str = ""  # e.g. "The language model was unreachable; showing the grounded answer."
+    unsupported: list[int] = field(default_factory=list)  # citation numbers flagged as unsupported
+
+    def to_json(self) -> dict[str, Any]:
+        out = {
+            "answer": self.answer,
+            "abstained": self.abstained,
+            "citations": [c.to_json() for c in self.citations],
+            "retrieved": [r.to_json() for r in self.retrieved],
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }
+        if self.note:
+            out["note"] = self.note
+        if self.backend != "extractive":
+            out["backend"] = self.backend
+        if self.unsupported:
+            out["unsupported"] = self.unsupported
+        return out
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    return asdict(obj)

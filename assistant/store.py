@@ -1,0 +1,393 @@
+"""Store: Chroma (embedded on disk, or a server) plus the local file manifest.
+
+* :class:`ChunkStore` wraps one Chroma collection, opened through
+  ``langchain-chroma`` (cosine space, telemetry off). We always hand Chroma our
+  own vectors, so its default embedding function (which would download a model)
+  is never used. The collection metadata records the embedder and chunker that
+  produced the vectors, and a *generation* number bumped after every indexing
+  run, so other processes (the app, another machine on the same server) know
+  when to refresh their BM25 index.
+* :class:`Manifest` is a small SQLite database (WAL) recording what each file
+  contributed: its hash, size, mtime and chunk ids. It is the record manager
+  that makes indexing incremental and crash-safe.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from .offline import configure_environment
+from .schema import ScoredChunk
+
+SCHEMA_VERSION = 1
+
+
+class StoreError(RuntimeError):
+    """The vector store cannot be reached or used; ``str(err)`` says what to do."""
+
+
+def _short(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return (text[0] if text else type(err).__name__)[:300]
+
+
+@dataclass
+class FileRecord:
+    path: str  # absolute path (the key)
+    source: str  # display path stored in chunk metadata
+    file_hash: str
+    size: int
+    mtime: float
+    chunk_ids: list[str]
+    status: str = "done"  # or "pending" while its chunks are being written
+    pending_ids: list[str] | None = None
+
+
+class Manifest:
+    """What every indexed file contributed (SQLite, one row per file)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._tx() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            db.execute("""CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, source TEXT, file_hash TEXT,
+                          size INTEGER, mtime REAL, chunk_ids TEXT, status TEXT, pending_ids TEXT)""")
+            db.execute("CREATE TABLE IF NOT EXISTS lex (chunk_id TEXT PRIMARY KEY, tokens TEXT)")
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        else:
+            db.execute("COMMIT")
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    # --- meta ----------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self._db().execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, **values: Any) -> None:
+        with self._tx() as db:
+            for k, v in values.items():
+                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (k, str(v)))
+
+    # --- files ---------------------------------------------------------------
+    def files(self) -> dict[str, FileRecord]:
+        out = {}
+        for row in self._db().execute("SELECT path, source, file_hash, size, mtime, chunk_ids, status, pending_ids FROM files"):
+            out[row[0]] = FileRecord(row[0], row[1], row[2], row[3], row[4], json.loads(row[5] or "[]"), row[6],
+                                     json.loads(row[7]) if row[7] else None)
+        return out
+
+    def put(self, rec: FileRecord) -> None:
+        with self._tx() as db:
+            self._put(db, rec)
+
+    @staticmethod
+    def _put(db: sqlite3.Connection, rec: FileRecord) -> None:
+        db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?)",
+                   (rec.path, rec.source, rec.file_hash, rec.size, rec.mtime, json.dumps(rec.chunk_ids), rec.status,
+                    json.dumps(rec.pending_ids) if rec.pending_ids is not None else None))
+
+    def put_many(self, recs: Iterable[FileRecord]) -> None:
+        with self._tx() as db:
+            for rec in recs:
+                self._put(db, rec)
+
+    def remove(self, paths: Iterable[str]) -> None:
+        with self._tx() as db:
+            db.executemany("DELETE FROM files WHERE path=?", [(p,) for p in paths])
+
+    def clear(self) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM files")
+            db.execute("DELETE FROM lex")
+            db.execute("DELETE FROM meta")
+
+    # --- lexical token cache (so BM25 rebuilds only tokenise new chunks) ---------
+    def lex_tokens(self, ids: list[str]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        db = self._db()
+        for i in range(0, len(ids), 900):
+            part = ids[i:i + 900]
+            q = f"SELECT chunk_id, tokens FROM lex WHERE chunk_id IN ({','.join('?' * len(part))})"
+            for cid, toks in db.execute(q, part):
+                out[cid] = toks.split(" ") if toks else []
+        return out
+
+    def put_lex(self, items: dict[str, list[str]]) -> None:
+        with self._tx() as db:
+            db.executemany("INSERT OR REPLACE INTO lex VALUES (?, ?)", [(k, " ".join(v)) for k, v in items.items()])
+
+    def prune_lex(self, keep: set[str]) -> None:
+        ids = [r[0] for r in self._db().execute("SELECT chunk_id FROM lex")]
+        drop = [i for i in ids if i not in keep]
+        if drop:
+            with self._tx() as db:
+                db.executemany("DELETE FROM lex WHERE chunk_id=?", [(i,) for i in drop])
+
+
+class ChunkStore:
+    """One Chroma collection of chunks with their vectors and metadata."""
+
+    def __init__(self, settings, embedder=None):
+        self.settings = settings
+        self.embedder = embedder
+        self._client = None
+        self._vs = None  # langchain_chroma.Chroma
+        self._lock = threading.RLock()
+
+    # --- identity ------------------------------------------------------------
+    @property
+    def target(self) -> str:
+        server = self.settings.chroma_server
+        return f"{server}#{self.settings.collection}" if server else f"embedded#{self.settings.collection}"
+
+    @property
+    def is_server(self) -> bool:
+        return bool(self.settings.chroma_server)
+
+    def local_path(self, name: str) -> Path:
+        """A path in the index dir private to this store target (manifest, BM25 files)."""
+        base = self.settings.index_path
+        if self.is_server or self.settings.collection != "documents":
+            slug = hashlib.blake2b(self.target.encode(), digest_size=6).hexdigest()
+            return base / f"{name}-{slug}"
+        return base / name
+
+    # --- connection ----------------------------------------------------------
+    def _connect(self):
+        configure_environment()
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        cs = ChromaSettings(anonymized_telemetry=False, allow_reset=True)
+        server = self.settings.chroma_server
+        try:
+            if server:
+                from urllib.parse import urlparse
+
+                u = urlparse(server if "://" in server else "http://" + server)
+                client = chromadb.HttpClient(host=u.hostname or "127.0.0.1", port=u.port or (443 if u.scheme == "https" else 8000),
+                                             ssl=u.scheme == "https", settings=cs)
+                _set_http_timeout(client, self.settings.chroma_timeout)
+                client.heartbeat()
+            else:
+                path = self.settings.index_path / "chroma"
+                path.mkdir(parents=True, exist_ok=True)
+                client = chromadb.PersistentClient(path=str(path), settings=cs)
+        except Exception as err:  # noqa: BLE001 - every failure becomes one clear message
+            raise self._error("cannot open the vector store", err) from None
+        return client
+
+    def _error(self, what: str, err: BaseException) -> StoreError:
+        server = self.settings.chroma_server
+        if server:
+            return StoreError(f"{what}: the Chroma server at {server} is unreachable or failing ({_short(err)}). "
+                              "Start it (e.g. `chroma run --path DIR --port 8000`) or unset ASSISTANT_CHROMA_URL.")
+        low = str(err).lower()
+        if "disk" in low and "full" in low or "no space" in low:
+            return StoreError(f"{what}: the disk holding {self.settings.index_dir} is full ({_short(err)})")
+        return StoreError(f"{what} under {self.settings.index_dir}: {_short(err)}")
+
+    @property
+    def collection(self):
+        with self._lock:
+            if self._vs is None:
+                from langchain_chroma import Chroma
+
+                client = self._client or self._connect()
+                try:
+                    self._vs = Chroma(collection_name=self.settings.collection, embedding_function=self.embedder,
+                                      client=client, collection_configuration={"hnsw": {"space": "cosine",
+                                      "ef_construction": 128, "max_neighbors": 16, "ef_search": 64}})
+                except StoreError:
+                    raise
+                except Exception as err:  # noqa: BLE001
+                    raise self._error("cannot open the collection", err) from None
+                self._client = client
+            return self._vs._collection
+
+    def vectorstore(self):
+        """The LangChain ``Chroma`` vector store over the same collection."""
+        _ = self.collection
+        return self._vs
+
+    def exists(self) -> bool:
+        """Does the collection exist (without creating it)?"""
+        try:
+            client = self._client or self._connect()
+            self._client = client
+            names = [getattr(c, "name", c) for c in client.list_collections()]
+            return self.settings.collection in names
+        except StoreError:
+            raise
+        except Exception as err:  # noqa: BLE001
+            raise self._error("cannot list collections", err) from None
+
+    def reset(self) -> None:
+        """Drop the collection (a clean rebuild follows)."""
+        with self._lock:
+            client = self._client or self._connect()
+            self._client = client
+            try:
+                client.delete_collection(self.settings.collection)
+            except Exception:  # noqa: BLE001 - did not exist
+                pass
+            self._vs = None
+
+    def call(self, what: str, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except StoreError:
+            raise
+        except Exception as err:  # noqa: BLE001
+            raise self._error(what, err) from None
+
+    # --- metadata ------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        meta = dict(self.call("cannot read the collection", lambda: self.collection.metadata) or {})
+        return meta
+
+    def set_info(self, **values: Any) -> None:
+        meta = self.info()
+        meta.update({k: v for k, v in values.items()})
+        meta = {k: v for k, v in meta.items() if not k.startswith("hnsw:")}
+        self.call("cannot update the collection", self.collection.modify, metadata=meta)
+
+    def generation(self) -> int:
+        return int(self.info().get("assistant_generation", 0))
+
+    def count(self) -> int:
+        return int(self.call("cannot count chunks", self.collection.count))
+
+    # --- writes ----------------------------------------------------------------
+    def upsert(self, ids: list[str], texts: list[str], metadatas: list[dict], vectors: np.ndarray, batch: int = 1000) -> None:
+        for i in range(0, len(ids), batch):
+            self.call("cannot write chunks", self.collection.upsert, ids=ids[i:i + batch], documents=texts[i:i + batch],
+                      metadatas=metadatas[i:i + batch], embeddings=np.asarray(vectors[i:i + batch], dtype=np.float32))
+
+    def update_metadata(self, ids: list[str], metadatas: list[dict], batch: int = 1000) -> None:
+        for i in range(0, len(ids), batch):
+            self.call("cannot update chunks", self.collection.update, ids=ids[i:i + batch], metadatas=metadatas[i:i + batch])
+
+    def delete(self, ids: list[str], batch: int = 1000) -> None:
+        for i in range(0, len(ids), batch):
+            self.call("cannot delete chunks", self.collection.delete, ids=ids[i:i + batch])
+
+    # --- reads -----------------------------------------------------------------
+    def existing_ids(self, ids: list[str], batch: int = 1000) -> set[str]:
+        found: set[str] = set()
+        for i in range(0, len(ids), batch):
+            res = self.call("cannot read chunks", self.collection.get, ids=ids[i:i + batch], include=[])
+            found.update(res["ids"])
+        return found
+
+    def vectors_by_text_hash(self, hashes: list[str], batch: int = 500) -> dict[str, np.ndarray]:
+        """Reuse embeddings of identical text already in the store (renamed or copied files)."""
+        out: dict[str, np.ndarray] = {}
+        for i in range(0, len(hashes), batch):
+            part = hashes[i:i + batch]
+            res = self.call("cannot read chunks", self.collection.get, where={"text_hash": {"$in": part}},
+                            include=["embeddings", "metadatas"])
+            embs = res.get("embeddings")
+            if embs is None:
+                continue
+            for meta, emb in zip(res["metadatas"], embs):
+                out.setdefault(meta["text_hash"], np.asarray(emb, dtype=np.float32))
+        return out
+
+    def all_ids(self, batch: int = 5000) -> list[str]:
+        out: list[str] = []
+        offset = 0
+        while True:
+            res = self.call("cannot read chunks", self.collection.get, include=[], limit=batch, offset=offset)
+            out.extend(res["ids"])
+            if len(res["ids"]) < batch:
+                return out
+            offset += batch
+
+    def get(self, ids: list[str], batch: int = 1000) -> dict[str, tuple[str, dict]]:
+        out: dict[str, tuple[str, dict]] = {}
+        for i in range(0, len(ids), batch):
+            res = self.call("cannot read chunks", self.collection.get, ids=ids[i:i + batch], include=["documents", "metadatas"])
+            for cid, doc, meta in zip(res["ids"], res["documents"], res["metadatas"]):
+                out[cid] = (doc, meta)
+        return out
+
+    def query(self, vector: np.ndarray, k: int) -> list[ScoredChunk]:
+        n = max(1, k)
+        res = self.call("search failed", self.collection.query, query_embeddings=[np.asarray(vector, dtype=np.float32)],
+                        n_results=n, include=["documents", "metadatas", "distances"])
+        out = []
+        for cid, doc, meta, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0]):
+            sim = 1.0 - float(dist)
+            out.append(ScoredChunk(chunk_id=cid, source=meta.get("source", ""), text=doc, score=sim, metadata=meta, dense_score=sim))
+        return out
+
+
+def _set_http_timeout(client, seconds: float) -> None:
+    """chromadb's HTTP client waits forever by default; a stopped server must not hang us."""
+    import httpx
+
+    server = getattr(client, "_server", None)
+    session = getattr(server, "_session", None)
+    if session is not None:
+        session.timeout = httpx.Timeout(seconds, connect=min(seconds, 5.0))
+
+
+@contextmanager
+def index_lock(index_dir: Path, wait: float = 600.0) -> Iterator[None]:
+    """One indexing run at a time per index dir (across processes)."""
+    import fcntl
+
+    index_dir.mkdir(parents=True, exist_ok=True)
+    fh = open(index_dir / ".index.lock", "a+")
+    deadline = time.monotonic() + wait
+    try:
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise StoreError(f"another indexing run holds {index_dir} (waited {wait:.0f}s)") from None
+                time.sleep(0.2)
+        yield
+    finally:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+        finally:
+            fh.close()
