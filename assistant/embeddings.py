@@ -115,6 +115,7 @@ class TransformerEmbedder(Embedder):
 
         torch.set_num_threads(self.threads)
         hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         model = AutoModel.from_pretrained(self.path).eval()
         if self.quantize == "int8":

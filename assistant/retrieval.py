@@ -29,7 +29,7 @@ import numpy as np
 
 from .schema import ScoredChunk
 from .store import ChunkStore, Manifest
-from .text import STOP, detect_language, fold_accents, lexical_tokens
+from .text import LEXICAL_VERSION, detect_language, lexical_tokens
 
 # --------------------------------------------------------------------------- BM25
 
@@ -45,7 +45,19 @@ class LexicalIndex:
         self._loaded: tuple[int, Any, list[str], dict] | None = None  # (generation, bm25, ids, meta)
 
     def exists(self) -> bool:
-        return (self.root / "CURRENT").exists()
+        """A persisted index built by the current tokeniser exists."""
+        cur = self.current()
+        if cur is None:
+            return False
+        try:
+            meta = json.loads((cur[1] / "meta.json").read_text())
+        except (OSError, ValueError):
+            return False
+        if meta.get("lexical_version") != LEXICAL_VERSION:
+            if self.manifest:
+                self.manifest.prune_lex(set())  # cached tokens are stale too
+            return False
+        return True
 
     def current(self) -> tuple[int, Path] | None:
         try:
@@ -72,7 +84,8 @@ class LexicalIndex:
         ids = [i for i in ids if i in cache]
         corpus = [cache[i] or ["\u2205"] for i in ids]
         fr = sum(1 for toks in corpus if _looks_french(toks))
-        meta = {"generation": generation, "n": len(ids), "french_share": (fr / len(ids)) if ids else 0.0}
+        meta = {"generation": generation, "n": len(ids), "french_share": (fr / len(ids)) if ids else 0.0,
+                "lexical_version": LEXICAL_VERSION}
         self.root.mkdir(parents=True, exist_ok=True)
         target = self.root / f"gen-{generation}"
         tmp = self.root / f".tmp-{os.getpid()}-{generation}"
@@ -195,6 +208,7 @@ class Retrieval:
     chunks: list[ScoredChunk]
     timings_ms: dict[str, float] = field(default_factory=dict)
     language: str = "en"
+    context: str = ""  # for follow-ups: the recent turns the question refers to (user questions and last answer)
 
 
 class HybridRetriever:
@@ -290,4 +304,8 @@ class HybridRetriever:
         t_end = time.perf_counter()
         timings = {"embed": (t_embed - t0) * 1000, "dense": (t_dense - t_embed) * 1000, "lexical": (t_lex - t_dense) * 1000,
                    "retrieve": (t_end - t0) * 1000}
-        return Retrieval(question, standalone, out, timings, lang)
+        context = ""
+        if standalone != question and history:
+            last_answer = next((_text(t.get("content")) for t in reversed(history) if t.get("role") == "assistant"), "")
+            context = standalone[len(question):] + " " + re.sub(r"\[\d+\]", "", last_answer)
+        return Retrieval(question, standalone, out, timings, lang, context.strip())

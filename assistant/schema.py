@@ -99,6 +99,7 @@ class Answer:
     backend: str = "extractive"
     note: str = ""  # e.g. "The language model was unreachable; showing the grounded answer."
     unsupported: list[int] = field(default_factory=list)  # citation numbers flagged as unsupported
+    debug: str = ""  # why the answerer abstained (shown by `ask --verbose`, not part of the JSON)
 
     def to_json(self) -> dict[str, Any]:
         out = {

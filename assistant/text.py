@@ -170,11 +170,12 @@ def detect_language(text: str) -> str:
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:-[^\W\d_]+)*", re.UNICODE)
 _ELISION = re.compile(r"\b(?:l|d|qu|n|s|c|j|m|t|jusqu|lorsqu|puisqu)['’]", re.IGNORECASE)
 STOP = frozenset(fold_accents(w) for w in EN_STOP | FR_STOP)
+LEXICAL_VERSION = "2"  # bump when lexical_tokens changes: persisted BM25 indexes are rebuilt
 
 
 @lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
-    """Light multilingual stemming: strip common English/French inflections, then cap at 7 characters.
+    """Light multilingual stemming: strip common English/French inflections, then cap at 6 characters.
 
     The cap makes cognates meet across the two languages ("minister"/"ministre",
     "cybersecurity"/"cybersecurite") and costs little within one language.
@@ -185,7 +186,7 @@ def stem(word: str) -> str:
             if w.endswith(suf) and len(w) - len(suf) >= 4:
                 w = w[: -len(suf)]
                 break
-    return w[:7]
+    return w[:6]
 
 
 def lexical_tokens(text: str, stemming: bool = True) -> list[str]:

@@ -1,0 +1,502 @@
+"""Answering without an LLM: grounded sentence extraction with citations, or abstention.
+
+The retrieved chunks are split into sentences and each sentence is scored
+against the question with three kinds of evidence:
+
+* **what the question asks for** - an amount ("how much", "combien"), a count,
+  a person ("who", "qui"), a date ("when", "quand"), a place ("where", "où"),
+  an ordinal ("which edition"); a sentence that lacks it cannot answer;
+* **the question's key terms**, matched exactly (accent-folded, lightly
+  stemmed) or through their translation: single words are embedded by the same
+  multilingual model, which maps "Morocco"->"Maroc" or "ambassador"->"ambassadeur"
+  with cosine > 0.9 while unrelated words stay below;
+* **meaning** - the embedding similarity of the question and the sentence.
+
+Retrieval similarity alone cannot tell an unanswerable question from an
+answerable one (on the seeds an unanswerable question scores a top-1 cosine of
+0.905, above every answerable one), so abstention is decided from the evidence:
+the best sentence must provide the kind of answer asked for and cover enough of
+the question's key terms, and every name in the question must occur in the
+retrieved passages. Text in documents is only ever quoted, never obeyed.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .citations import Quote, make_citation, renumber
+from .retrieval import Retrieval
+from .schema import Answer, ScoredChunk
+from .text import STOP, detect_language, fold_accents, sentence_spans, stem
+
+# --------------------------------------------------------------------------- answer types
+AMOUNT, COUNT, PERSON, DATE, PLACE, ORDINAL = "amount", "count", "person", "date", "place", "ordinal"
+
+_MAGNITUDE = r"(?:milliards?|millions?|billions?|trillions?|mille|thousand|k|m|md|mds|mrd)"
+_MONEY = (r"(?:k€|m€|md€|dirhams?|dhs?|mad|euros?|€|\$|us\$|dollars?|usd|eur|francs?|fcfa|livres? sterling|pounds?|£|"
+          r"yens?|yuans?|roupies?|rupees?|riyals?|dinars?|centimes?|cents?)")
+_NUMWORD = (r"(?:un|une|deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|vingt|trente|quarante|cinquante|cent|"
+            r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|dozens?|"
+            r"dizaines?|centaines?)")
+_NUM = r"(?:\d+(?:[.,\u202f\u00a0 ]\d+)*|" + _NUMWORD + r")"
+_MONTHS = (r"(?:janvier|fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre|decembre|january|february|march|"
+           r"april|may|june|july|august|september|october|november|december|jan|feb|apr|jun|jul|aug|sep|sept|oct|nov|dec)")
+_DETECT = {
+    AMOUNT: re.compile(r"(?:" + _NUM + r"\s*(?:" + _MAGNITUDE + r"\s*)?(?:de\s+|d')?" + _MONEY + r"(?!\w)|[$€£]\s*\d|\d\s*%|"
+                       r"\bpour\s*cent\b|\bpercent\b)", re.I),
+    DATE: re.compile(r"\b(?:\d{1,2}(?:er)?\s+" + _MONTHS + r"\b|" + _MONTHS + r"\s+\d{1,2}\b|" + _MONTHS + r"\s+(?:19|20)\d{2}\b|"
+                     r"(?:19|20)\d{2}\b|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|(?:lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|"
+                     r"monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b)", re.I),
+    ORDINAL: re.compile(r"\b(?:\d+\s?(?:e|eme|ème|er|ere|ère|st|nd|rd|th)\b|premier|premiere|deuxieme|second|seconde|troisieme|"
+                        r"quatrieme|cinquieme|sixieme|dixieme|first|second|third|fourth|fifth|sixth|tenth)\b", re.I),
+}
+_COUNT_RE = re.compile(r"(?<![\w.,])(" + _NUM + r")\s+(?!" + _MONEY + r"\b)(?!%)([^\W\d_][\w'-]*)", re.I)
+_ROLES = (r"(?:ministre|minister|directeur|directrice|director|secretaire|secretary|ambassadeur|ambassadrice|ambassador|"
+          r"president|presidente|pdg|ceo|roi|reine|king|queen|chef|head|fondateur|fondatrice|founder|professeur|professor|"
+          r"maire|mayor|gouverneur|governor|depute|senateur|senator|chancelier|chancellor|premier ministre|prime minister|"
+          r"auteur|author|responsable|manager|directeur general|general manager|conseiller|adviser|advisor|porte-parole|"
+          r"spokesperson|m\.|mme|mr|mrs|ms|dr)")
+_ROLE_RE = re.compile(r"\b" + _ROLES + r"\b", re.I)
+_NAME_RE = re.compile(r"\b[A-ZÀ-ÖØ-Þ][\w'’-]+(?:\s+(?:(?:bin|ben|ibn|al|el|de|du|van|von|der|la|le)\s+)?[A-ZÀ-ÖØ-Þ][\w'’-]+)+")
+_PLACE_RE = re.compile(r"\b(?:à|a|au|aux|en|in|at|from|de|near|pres de|dans)\s+(?:l['’]\s*|la\s+|le\s+|the\s+)?[A-ZÀ-ÖØ-Þ][\w'’-]+")
+
+
+def question_type(question: str) -> str | None:
+    q = " " + fold_accents(question).lower().replace("’", "'") + " "
+    if re.search(r"\bhow many\b", q):
+        if re.search(r"\bhow many (?:dollars|euros|dirhams|pounds)\b", q):
+            return AMOUNT
+        return COUNT
+    if re.search(r"\bcombien\b", q):
+        if re.search(r"\bcombien (?:de |d')(?:argent|euros|dollars|dirhams|fonds)\b|\bcombien (?:coute|vaut|valent|coutent)\b", q):
+            return AMOUNT
+        if re.search(r"\bcombien (?:de |d')", q):
+            return COUNT
+        return AMOUNT
+    if re.search(r"\bhow much\b|\b(?:quel|quelle)s? (?:est le |etait le |a ete le )?(?:montant|somme|budget|cout|prix|enveloppe)\b|"
+                 r"\bwhat (?:is|was) the (?:amount|budget|cost|price|sum)\b|\bwhat (?:amount|budget|sum)\b", q):
+        return AMOUNT
+    if re.search(r"\bwhen\b|\bquand\b|\b(?:what|which) (?:year|date|day|month)\b|\b(?:quelle|en quelle) (?:annee|date)\b|"
+                 r"\bquel jour\b|\ba quelle date\b", q):
+        return DATE
+    if re.search(r"\bwhere\b|(?:^|\s)ou\s|\b(?:which|what) (?:city|country|place|town|venue)\b|"
+                 r"\b(?:dans |en )?(?:quelle|quel) (?:ville|pays|lieu|endroit)\b", q):
+        return PLACE
+    if re.search(r"\b(?:which|what) (?:edition|rank|place|position)\b|\b(?:quelle|quel) (?:edition|rang|place)\b", q):
+        return ORDINAL
+    if re.search(r"\b(?:who|whom|whose)\b|(?:^|\s)(?:qui|avec qui|a qui|de qui|par qui)\s", q) and not re.search(r"\bqu'est-ce qui\b", q):
+        return PERSON
+    if re.search(r"\b(?:which|what|quel|quelle)s? (?:[a-z-]+ ){0,2}" + _ROLES + r"\b", q):
+        return PERSON
+    return None
+
+
+_TITLES = frozenset("m mme mmes mlle mr mrs ms dr pr prof sir dame".split())
+
+
+def _new_info(match: str, known: set[str]) -> bool:
+    """Does a name/place mention carry a word the question did not already say?"""
+    for w in re.findall(r"[^\W\d_]+", fold_accents(match).lower()):
+        if w in _TITLES or w in STOP or w in _PREPS:
+            continue
+        if w not in known and stem(w) not in known:
+            return True
+    return False
+
+
+_PREPS = frozenset("a au aux en in at from de near pres dans la le the l".split())
+
+
+def has_type(sentence: str, kind: str | None, counted: str | None = None, known: set[str] | None = None) -> bool:
+    """Does the sentence contain the kind of answer asked for (beyond what the question already says)?"""
+    if kind is None:
+        return True
+    known = known or set()
+    folded = fold_accents(sentence)
+    if kind in _DETECT:
+        return bool(_DETECT[kind].search(folded))
+    if kind == COUNT:
+        for m in _COUNT_RE.finditer(folded):
+            num, noun = m.group(1), m.group(2)
+            if re.fullmatch(r"(?:19|20)\d{2}", num):
+                continue  # a year
+            if counted is None or stem(noun.lower()) == counted or noun.lower().startswith(counted[:5]):
+                return True
+        return False
+    if kind == PERSON:
+        body = sentence[1:]  # a capital at the very start is not a name
+        return any(_new_info(m.group(0), known) for m in _ROLE_RE.finditer(folded)) or \
+            any(_new_info(m.group(0), known) for m in _NAME_RE.finditer(body))
+    if kind == PLACE:
+        return any(_new_info(m.group(0), known) for m in _PLACE_RE.finditer(sentence))
+    return True
+
+
+# --------------------------------------------------------------------------- key terms
+_QWORDS = frozenset(fold_accents(w) for w in """
+what which who whom whose when where why how much many did does do is are was were be the a an of
+quel quelle quels quelles qui quoi quand ou comment combien pourquoi lequel laquelle lesquels est-ce
+a-t-il a-t-elle ont-ils t-il t-elle il elle avait ete etait
+""".split())
+_TERM_RE = re.compile(r"[^\W_][\w'’-]*", re.UNICODE)
+
+
+@dataclass
+class Term:
+    surface: str  # as written in the question
+    key: str  # folded, lower-case
+    stem: str
+    weight: float
+    proper: bool
+    focus: bool = False  # the head noun of "which X"
+    phrase: bool = False  # part of the "which X" phrase (head and modifiers)
+
+
+_FOCUS = re.compile(r"\b(?:which|what|quel|quelle|quels|quelles|lequel|laquelle)\s+((?:[^\W\d_][\w'-]*\s*){1,2})", re.I)
+
+
+def focus_words(question: str) -> list[str]:
+    """The "which X"/"quel X" phrase, the thing asked about: "which Qatari minister" -> [qatari, minister].
+
+    The last word is the head noun."""
+    out: list[str] = []
+    for m in _FOCUS.finditer(question):
+        for w in m.group(1).split():
+            k = fold_accents(w).lower()
+            if k in STOP or k in _QWORDS:
+                break
+            out.append(k)
+        if out:
+            break
+    return out
+
+
+def key_terms(question: str) -> list[Term]:
+    terms: list[Term] = []
+    seen: set[str] = set()
+    focus = focus_words(question)
+    words = _TERM_RE.findall(question.replace("’", "'"))
+    for i, raw in enumerate(words):
+        word = re.sub(r"^(?:l|d|qu|n|s|c|j|m|t|jusqu|lorsqu)'", "", raw, flags=re.I)
+        word = re.sub(r"'s$", "", word)
+        for part in word.split("-") if "-" in word and not word[:1].isupper() else [word]:
+            key = fold_accents(part).lower().strip("'")
+            if len(key) < 2 or key in STOP or key in _QWORDS or key.isdigit() and len(key) < 2:
+                continue
+            if key in seen:
+                continue
+            seen.add(key)
+            proper = part[:1].isupper() and (i > 0 or part.isupper() or len(words) == 1)
+            weight = 1.5 if proper else 1.0
+            if key in focus:
+                weight *= 1.5
+            terms.append(Term(part, key, stem(key), weight, proper, bool(focus) and key == focus[-1], key in focus))
+    return terms
+
+
+# --------------------------------------------------------------------------- caches
+class _LRU:
+    def __init__(self, size: int):
+        self.size = size
+        self.data: OrderedDict = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get_many(self, keys):
+        with self.lock:
+            out = {}
+            for k in keys:
+                if k in self.data:
+                    self.data.move_to_end(k)
+                    out[k] = self.data[k]
+            return out
+
+    def put_many(self, items: dict):
+        with self.lock:
+            for k, v in items.items():
+                self.data[k] = v
+                self.data.move_to_end(k)
+            while len(self.data) > self.size:
+                self.data.popitem(last=False)
+
+
+class VectorCache:
+    """Embeddings of words and sentences, computed once per process."""
+
+    def __init__(self, embedder, size: int = 50_000):
+        self.embedder = embedder
+        self.words = _LRU(size)
+        self.sents = _LRU(size)
+
+    def word_vectors(self, words: list[str]) -> dict[str, np.ndarray]:
+        have = self.words.get_many(words)
+        need = [w for w in dict.fromkeys(words) if w not in have]
+        if need:
+            vecs = self.embedder.encode(need, is_query=False)
+            fresh = dict(zip(need, vecs))
+            self.words.put_many(fresh)
+            have.update(fresh)
+        return have
+
+    def sentence_vectors(self, sentences: list[str]) -> list[np.ndarray]:
+        keys = [hashlib.blake2b(s.encode(), digest_size=12).digest() for s in sentences]
+        have = self.sents.get_many(keys)
+        need = [(k, s) for k, s in dict(zip(keys, sentences)).items() if k not in have]
+        if need:
+            vecs = self.embedder.encode([s for _, s in need], is_query=False)
+            fresh = {k: v for (k, _), v in zip(need, vecs)}
+            self.sents.put_many(fresh)
+            have.update(fresh)
+        return [have[k] for k in keys]
+
+
+# --------------------------------------------------------------------------- the answerer
+_INJECTION = re.compile(r"\b(?:ignore|disregard|oublie[zr]?|ignore[zr]?)\b.{0,40}\b(?:instructions?|consignes?|prompt|rules|regles)\b|"
+                        r"\b(?:system prompt|you are (?:an? )?(?:ai|assistant|chatbot)|tu es un assistant|vous etes un assistant)\b",
+                        re.I)
+NOT_FOUND = {
+    "en": "The documents do not contain the answer to this question.",
+    "fr": "Les documents ne contiennent pas la réponse à cette question.",
+}
+
+
+@dataclass
+class Candidate:
+    quote: Quote
+    rank: int  # rank of its chunk in the retrieval
+    text: str
+    folded_words: list[str] = field(default_factory=list)
+    coverage: float = 0.0
+    dense: float = 0.0
+    type_ok: bool = True
+    score: float = 0.0
+    matched: dict = field(default_factory=dict)
+    injected: bool = False
+    focus_ok: bool = True
+    phrase_ok: bool = False
+
+
+class ExtractiveAnswerer:
+    """Answer by quoting the best supporting sentences, with ``[n]`` citations.
+
+    >>> ans = ExtractiveAnswerer(embedder).run(retrieval)  # doctest: +SKIP
+    >>> ans.answer  # doctest: +SKIP
+    '… 1,3 milliard de dirhams … [1]'
+    """
+
+    # Two words are taken as translations when their embeddings' cosine is high in absolute terms and stands out
+    # from the term's ten nearest words (countries, for example, are all ~0.91 from each other). Calibrated for
+    # multilingual-e5 on English/French pairs: Morocco/Maroc 0.949 (+0.035), ambassador/ambassadeur 0.951 (+0.047),
+    # versus Spain/Morocco 0.907 (+0.019), fund/fondée 0.909, money/pays 0.905.
+    TRANSLATION_SIM = 0.92
+    TRANSLATION_MARGIN = 0.02
+
+    def __init__(self, embedder, threshold: float = 0.5, max_sentences: int = 2, cache: VectorCache | None = None):
+        self.embedder = embedder
+        self.threshold = threshold
+        self.max_sentences = max(1, min(3, max_sentences))
+        self.cache = cache or VectorCache(embedder)
+
+    # ------------------------------------------------------------------
+    def run(self, retrieval: Retrieval) -> Answer:
+        t0 = time.perf_counter()
+        question = retrieval.question
+        lang = retrieval.language or detect_language(question)
+        kind = question_type(question)
+        # terms of the question itself weigh fully; those a follow-up borrows from the conversation help but weigh
+        # less, and so do words the follow-up points back to ("that money")
+        terms = key_terms(question)
+        if retrieval.context:
+            for t in terms:
+                if t.key in _anaphoric(question):
+                    t.weight *= 0.5
+            own = {t.key for t in terms}
+            for t in key_terms(retrieval.context):
+                if t.key not in own:
+                    t.weight *= 0.4
+                    own.add(t.key)
+                    terms.append(t)
+        counted = _counted_noun(question) if kind == COUNT else None
+        cands = self._candidates(retrieval.chunks)
+        answer = Answer(question=question, answer="", abstained=True, retrieved=retrieval.chunks,
+                        standalone_question=retrieval.standalone, language=lang)
+        if not cands:
+            return self._abstain(answer, t0, "nothing retrieved")
+        trans = self._score(cands, terms, kind, counted, retrieval.standalone)
+        self.last_candidates = (terms, kind, cands)  # for `ask --explain` and debugging
+        # every name in the question must appear somewhere in what was retrieved
+        context_words = {w for c in cands for w in c.folded_words}
+        missing_names = [t for t in terms if t.proper and t.weight >= 1.0 and not self._credit(t, context_words, trans)]
+        best = max(cands, key=lambda c: c.score)
+        usable = [c for c in cands if c.type_ok and not c.injected and c.coverage >= self.threshold]
+        if missing_names or not usable:
+            why = ("names not found: " + ", ".join(t.surface for t in missing_names)) if missing_names else \
+                  f"no sentence gives the {kind or 'answer'} with enough of the question's terms (best coverage {best.coverage:.2f})"
+            return self._abstain(answer, t0, why)
+        usable.sort(key=lambda c: -c.score)
+        chosen = [usable[0]]
+        for c in usable[1:]:
+            if len(chosen) >= self.max_sentences:
+                break
+            if c.score >= 0.92 * usable[0].score and c.quote.text not in {x.quote.text for x in chosen}:
+                new_terms = set(c.matched) - set().union(*(x.matched for x in chosen))
+                if new_terms or kind is None and c.coverage >= usable[0].coverage:
+                    chosen.append(c)
+        chosen.sort(key=lambda c: (c.rank, c.quote.start))
+        citations = []
+        parts = []
+        for i, c in enumerate(chosen, start=1):
+            citations.append(make_citation(i, c.quote))
+            parts.append(with_marker(c.quote.text, i))
+        text, citations, _ = renumber(" ".join(parts), citations)
+        answer.answer = text
+        answer.abstained = False
+        answer.citations = citations
+        answer.timings_ms["answer"] = (time.perf_counter() - t0) * 1000
+        answer.note = ""
+        return answer
+
+    # ------------------------------------------------------------------
+    def _abstain(self, answer: Answer, t0: float, why: str) -> Answer:
+        answer.answer = NOT_FOUND.get(answer.language, NOT_FOUND["en"])
+        answer.abstained = True
+        answer.citations = []
+        answer.timings_ms["answer"] = (time.perf_counter() - t0) * 1000
+        answer.debug = why
+        return answer
+
+    def _candidates(self, chunks: list[ScoredChunk]) -> list[Candidate]:
+        out: list[Candidate] = []
+        seen: set[tuple] = set()
+        for rank, ch in enumerate(chunks):
+            base = int((ch.metadata or {}).get("start", 0) or 0)
+            for s, e in sentence_spans(ch.text):
+                text = ch.text[s:e]
+                key = (ch.source, base + s, text)
+                if key in seen or len(text) < 12:
+                    continue
+                seen.add(key)
+                words = [fold_accents(w).lower() for w in _TERM_RE.findall(text.replace("’", "'"))]
+                words = [re.sub(r"^(?:l|d|qu|n|s|c|j|m|t|jusqu|lorsqu)'", "", w) for w in words]
+                cand = Candidate(Quote(ch, s, e), rank, text, words)
+                cand.injected = bool(_INJECTION.search(fold_accents(text)))
+                out.append(cand)
+        return out
+
+    @staticmethod
+    def _credit(t: Term, words: set[str], trans: dict[str, dict[str, float]]) -> float:
+        if t.key in words or any(stem(w) == t.stem for w in words):
+            return 1.0
+        best = max((s for w, s in trans[t.key].items() if w in words), default=0.0)
+        return 0.9 * best
+
+    def _together(self, phrase: list[Term], words: list[str], trans: dict[str, dict[str, float]], window: int = 4) -> bool:
+        """Do all words of the "which X" phrase occur close together ("Qatari minister" ~ "ministre qatari")?"""
+        positions = []
+        for t in phrase:
+            pos = [i for i, w in enumerate(words) if self._credit(t, {w}, trans) >= 0.8]
+            if not pos:
+                return False
+            positions.append(pos)
+        first = positions[0]
+        return any(all(any(abs(p - q) <= window for q in other) for other in positions[1:]) for p in first)
+
+    def _score(self, cands: list[Candidate], terms: list[Term], kind: str | None, counted: str | None,
+               query: str) -> dict[str, dict[str, float]]:
+        """Score candidates in place; returns the translations found for each question term."""
+        # 1. term matches: exact/stem, else translation through word embeddings
+        vocab = sorted({w for c in cands for w in c.folded_words if len(w) > 2 and w not in STOP})
+        stems = {w: stem(w) for w in vocab}
+        # a term may occur verbatim in one sentence and translated in another ("Morocco"/"Maroc"): look up all
+        trans: dict[str, dict[str, float]] = {t.key: {} for t in terms}
+        if terms and vocab:
+            vecs = self.cache.word_vectors([t.key for t in terms] + vocab)
+            V = np.stack([vecs[w] for w in vocab])
+            for t in terms:
+                sims = V @ vecs[t.key]
+                near = np.sort(sims)[-10:].mean()
+                ok = (sims >= self.TRANSLATION_SIM) & (sims - near >= self.TRANSLATION_MARGIN)
+                for j in np.nonzero(ok)[0]:
+                    if stems[vocab[j]] != t.stem:
+                        trans[t.key][vocab[j]] = float(sims[j])
+        total = sum(t.weight for t in terms) or 1.0
+        focus = [t for t in terms if t.focus]
+        phrase = [t for t in terms if t.phrase]
+        question_words = {t.key for t in terms} | {t.stem for t in terms}
+        # 2. meaning: question vs sentence embeddings
+        qv = self.embedder.encode([query], is_query=True)[0]
+        svs = self.cache.sentence_vectors([c.text for c in cands])
+        chunk_words: dict[str, set[str]] = {}
+        source_words: dict[str, set[str]] = {}
+        for c in cands:
+            chunk_words.setdefault(c.quote.chunk.chunk_id, set()).update(c.folded_words)
+            source_words.setdefault(c.quote.chunk.source, set()).update(c.folded_words)
+        for c, sv in zip(cands, svs):
+            c.dense = float(sv @ qv)
+            words = set(c.folded_words)
+            got = 0.0
+            for t in terms:
+                credit = self._credit(t, words, trans)
+                if not credit and t.proper:
+                    # a name nearby: same passage (the sentence may say "she"), same document
+                    credit = 0.6 * self._credit(t, chunk_words[c.quote.chunk.chunk_id], trans) or \
+                        0.4 * self._credit(t, source_words[c.quote.chunk.source], trans)
+                if credit:
+                    c.matched[t.key] = credit
+                    got += t.weight * credit
+            c.coverage = got / total if terms else 0.0
+            c.type_ok = has_type(c.text, kind, counted, known=question_words)
+            c.focus_ok = not focus or any(self._credit(t, words, trans) >= 0.8 for t in focus)
+            c.phrase_ok = len(phrase) > 1 and self._together(phrase, c.folded_words, trans)
+        dmax = max(c.dense for c in cands)
+        dmin = min(c.dense for c in cands)
+        span = max(dmax - dmin, 1e-6)
+        for c in cands:
+            rel = (c.dense - dmin) / span  # 0..1 within this question's candidates
+            c.score = (0.5 * c.coverage + 0.3 * rel + 0.2 * c.dense + (0.15 if c.type_ok else -0.5)
+                       - (0 if c.focus_ok else 0.15) + (0.1 if c.phrase_ok else 0) - 0.01 * c.rank)
+            if c.injected:
+                c.score -= 1.0
+        return trans
+
+
+_DEMONSTRATIVE = re.compile(r"\b(?:that|this|these|those|the same|ce|cet|cette|ces|ledit|ladite)\s+([^\W\d_][\w'-]*)", re.I)
+
+
+def _anaphoric(question: str) -> set[str]:
+    """Words a follow-up points back to: "that money" -> {"money"}."""
+    return {fold_accents(m.group(1)).lower() for m in _DEMONSTRATIVE.finditer(question)}
+
+
+_AUX = frozenset("did do does are were was is have has had will can could would should".split())
+
+
+def with_marker(sentence: str, n: int) -> str:
+    """'… startups.' -> '… startups [1].' (the marker goes before the closing punctuation)."""
+    s = sentence.rstrip()
+    m = re.search(r"([.!?…]+[»\"”’)]*|[:;])$", s)
+    if m:
+        return f"{s[:m.start()].rstrip()} [{n}]{m.group(0)}"
+    return f"{s} [{n}]"
+
+
+def _counted_noun(question: str) -> str | None:
+    """The noun being counted: "how many Moroccan startups did…" -> stem("startups")."""
+    q = fold_accents(question).lower().replace("’", "'")
+    m = re.search(r"\bhow many\s+(.*)", q)
+    if m:
+        noun = None
+        for w in re.findall(r"[a-z]+", m.group(1)):
+            if w in _AUX:
+                break
+            if w not in STOP:
+                noun = w
+        return stem(noun) if noun else None
+    m = re.search(r"\bcombien\s+(?:de|d')\s*([a-z]+)", q)
+    return stem(m.group(1)) if m else None

@@ -1,0 +1,181 @@
+"""The assistant: composes the stages (index -> retrieve -> answer -> cite).
+
+One :class:`Assistant` per process is shared by the CLI, the UI and the
+evaluation; models load lazily on first use, and every method is safe to call
+from several threads.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+from .answer import ExtractiveAnswerer, VectorCache
+from .config import Settings
+from .embeddings import make_embedder
+from .retrieval import HybridRetriever, LexicalIndex, Retrieval
+from .schema import Answer
+from .store import ChunkStore, StoreError
+
+
+class QuestionError(ValueError):
+    """The question cannot be answered as given (empty, too long…)."""
+
+
+class IndexMissingError(RuntimeError):
+    pass
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_question(question: str | None, max_chars: int) -> str:
+    if question is None:
+        raise QuestionError("the question is empty")
+    if not isinstance(question, str):
+        question = str(question)
+    q = _CONTROL.sub(" ", question).strip()
+    if not q:
+        raise QuestionError("the question is empty")
+    if len(q) > max_chars:
+        raise QuestionError(f"the question is {len(q)} characters long; the maximum is {max_chars} "
+                            "(ASSISTANT_MAX_QUESTION_CHARS)")
+    return re.sub(r"\s+", " ", q)
+
+
+class Assistant:
+    """Question answering over an index of documents.
+
+    >>> a = Assistant(Settings.from_env())  # doctest: +SKIP
+    >>> a.ask("How much did Morocco allocate to startups?").citations[0].source  # doctest: +SKIP
+    'seeds/000_aa041678daf2c786.txt'
+    """
+
+    def __init__(self, settings: Settings | None = None, embedder=None):
+        self.settings = settings or Settings.from_env()
+        self.embedder = embedder or make_embedder(self.settings)
+        self.store = ChunkStore(self.settings, self.embedder)
+        self.lexical = LexicalIndex(self.store)
+        self.retriever = HybridRetriever(self.store, self.embedder, self.lexical, k=self.settings.k,
+                                         hybrid=self.settings.hybrid, history_turns=self.settings.history_turns)
+        self.cache = VectorCache(self.embedder)
+        self.extractive = ExtractiveAnswerer(self.embedder, threshold=self.settings.abstain_threshold,
+                                             max_sentences=self.settings.max_answer_sentences, cache=self.cache)
+        self._llm = None
+        self._llm_lock = threading.Lock()
+        self._indexer = None
+        self._index_lock = threading.Lock()
+
+    # --- lifecycle ---------------------------------------------------------------
+    def warm_up(self) -> None:
+        self.retriever.warm_up()
+
+    @property
+    def indexer(self):
+        from .indexing import Indexer
+
+        with self._index_lock:
+            if self._indexer is None:
+                self._indexer = Indexer(self.settings, embedder=self.embedder, store=self.store)
+            return self._indexer
+
+    def index(self, paths=None, rebuild: bool = False, progress=None, show_progress: bool | None = None):
+        report = self.indexer.run(paths, rebuild=rebuild, progress=progress, show_progress=show_progress)
+        self.retriever.refresh(max_age=0)
+        return report
+
+    def has_index(self) -> bool:
+        if not self.store.is_server and not (self.settings.index_path / "chroma").exists():
+            return False
+        try:
+            return self.store.exists() and self.store.count() > 0
+        except StoreError:
+            raise
+
+    def require_index(self) -> None:
+        if not self.has_index():
+            where = self.settings.chroma_server or self.settings.index_dir
+            raise IndexMissingError(f"there is no index at {where} yet. Build it with: assistant index {self.settings.docs_dir}"
+                                    + (f" --index-dir {self.settings.index_dir}" if self.settings.index_dir != "index" else ""))
+
+    # --- answering ---------------------------------------------------------------
+    @property
+    def llm(self):
+        if not self.settings.llm:
+            return None
+        with self._llm_lock:
+            if self._llm is None:
+                from .llm import LLMAnswerer
+
+                self._llm = LLMAnswerer(self.settings, fallback=self.extractive)
+            return self._llm
+
+    def backends(self) -> list[str]:
+        return ["extractive"] + ([f"llm:{self.settings.llm}"] if self.settings.llm else [])
+
+    def _use_llm(self, backend: str | None) -> bool:
+        if backend:
+            return backend.startswith("llm") and self.llm is not None
+        return self.settings.answerer == "llm" and self.llm is not None
+
+    def retrieve(self, question: str, history: list[dict] | None = None, k: int | None = None,
+                 backend: str | None = None) -> Retrieval:
+        q = clean_question(question, self.settings.max_question_chars)
+        if self._use_llm(backend) and history:
+            standalone = self.llm.condense(q, history)
+            retrieval = self.retriever.run(standalone, None, k=k)
+            retrieval.question, retrieval.standalone = q, standalone
+            return retrieval
+        return self.retriever.run(q, history, k=k)
+
+    def ask(self, question: str, history: list[dict] | None = None, k: int | None = None,
+            backend: str | None = None) -> Answer:
+        t0 = time.perf_counter()
+        retrieval = self.retrieve(question, history, k, backend)
+        if self._use_llm(backend):
+            answer = self.llm.run(retrieval, history)
+        else:
+            answer = self.extractive.run(retrieval)
+        answer.timings_ms = {"retrieve": retrieval.timings_ms.get("retrieve", 0.0),
+                             "answer": answer.timings_ms.get("answer", 0.0),
+                             "total": (time.perf_counter() - t0) * 1000}
+        return answer
+
+    def stream(self, question: str, history: list[dict] | None = None, k: int | None = None,
+               backend: str | None = None) -> Iterator[str | Answer]:
+        """Yield growing answer text, then the final :class:`Answer`."""
+        t0 = time.perf_counter()
+        retrieval = self.retrieve(question, history, k, backend)
+        if self._use_llm(backend):
+            final = None
+            for item in self.llm.stream(retrieval, history):
+                if isinstance(item, Answer):
+                    final = item
+                else:
+                    yield item
+            answer = final
+        else:
+            answer = self.extractive.run(retrieval)
+            words = re.split(r"(\s+)", answer.answer)
+            acc = ""
+            for i in range(0, len(words), 6):  # extractive answers arrive at once; stream them in word groups
+                acc += "".join(words[i:i + 6])
+                yield acc
+        answer.timings_ms = {"retrieve": retrieval.timings_ms.get("retrieve", 0.0),
+                             "answer": answer.timings_ms.get("answer", 0.0),
+                             "total": (time.perf_counter() - t0) * 1000}
+        yield answer
+
+    # --- status ----------------------------------------------------------------
+    def status(self) -> dict:
+        out = {"embedding_model": self.embedder.model_id, "store": self.settings.chroma_server or
+               str(Path(self.settings.index_dir) / "chroma"), "documents": 0, "chunks": 0}
+        try:
+            files = self.indexer.manifest.files()
+            out["documents"] = sum(1 for r in files.values() if r.status == "done")
+            out["chunks"] = self.store.count()
+        except StoreError as err:
+            out["error"] = str(err)
+        return out
