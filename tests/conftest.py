@@ -1,0 +1,70 @@
+"""Shared fixtures: the real embedding model and a real Chroma index of the seeds, built once per session."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+SEED_FILE = SEEDS / "000_aa041678daf2c786.txt"
+EVAL_DEV = ROOT / "eval" / "dev.jsonl"
+ARTIFACTS = ROOT / "test-artifacts"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.chdir(ROOT)  # sources are shown relative to the working directory: "seeds/000_….txt"
+
+
+@pytest.fixture(scope="session")
+def settings_factory():
+    from assistant.config import Settings
+
+    def make(**overrides):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}  # tests ignore the caller's settings
+        return Settings.from_env(env=env, **overrides)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def embedder(settings_factory):
+    """The default embedder (packaged multilingual-e5-small), loaded once."""
+    from assistant.embeddings import make_embedder
+
+    emb = make_embedder(settings_factory())
+    emb.warm_up()
+    return emb
+
+
+@pytest.fixture(scope="session")
+def seeds_index(tmp_path_factory, settings_factory, embedder) -> Path:
+    """An index of seeds/ in a temporary folder (read-only for tests: build your own to modify one)."""
+    from assistant.indexing import Indexer
+
+    index_dir = tmp_path_factory.mktemp("seeds-index")
+    report = Indexer(settings_factory(index_dir=str(index_dir)), embedder=embedder).run([SEEDS], show_progress=False)
+    assert report.total > 0 and not report.failed
+    return index_dir
+
+
+@pytest.fixture(scope="session")
+def seeds_assistant(settings_factory, embedder, seeds_index):
+    """An Assistant over the seeds index, shared by the session (do not index into it)."""
+    from assistant.pipeline import Assistant
+
+    a = Assistant(settings_factory(index_dir=str(seeds_index)), embedder=embedder)
+    a.warm_up()
+    return a
+
+
+@pytest.fixture()
+def fresh_settings(tmp_path, settings_factory):
+    """Settings for a brand-new, empty index in tmp_path/index."""
+    return settings_factory(index_dir=str(tmp_path / "index"))
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
