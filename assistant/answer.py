@@ -348,7 +348,7 @@ class ExtractiveAnswerer:
                 new_terms = set(c.matched) - set().union(*(x.matched for x in chosen))
                 if new_terms or kind is None and c.coverage >= usable[0].coverage:
                     chosen.append(c)
-        chosen.sort(key=lambda c: (c.rank, c.quote.start))
+        chosen.sort(key=lambda c: -c.score)  # the best supported sentence first
         citations = []
         parts = []
         for i, c in enumerate(chosen, start=1):
@@ -454,13 +454,20 @@ class ExtractiveAnswerer:
             c.type_ok = has_type(c.text, kind, counted, known=question_words)
             c.focus_ok = not focus or any(self._credit(t, words, trans) >= 0.8 for t in focus)
             c.phrase_ok = len(phrase) > 1 and self._together(phrase, c.folded_words, trans)
+            if len(phrase) > 1 and not c.phrase_ok:
+                # a modifier of "which X" counts only where it qualifies X ("Qatari minister", not "Conseil du Qatar")
+                for t in phrase:
+                    if not t.focus and t.key in c.matched:
+                        got -= 0.5 * t.weight * c.matched[t.key]
+                        c.matched[t.key] *= 0.5
+                c.coverage = got / total
         dmax = max(c.dense for c in cands)
         dmin = min(c.dense for c in cands)
         span = max(dmax - dmin, 1e-6)
         for c in cands:
             rel = (c.dense - dmin) / span  # 0..1 within this question's candidates
             c.score = (0.5 * c.coverage + 0.3 * rel + 0.2 * c.dense + (0.15 if c.type_ok else -0.5)
-                       - (0 if c.focus_ok else 0.15) + (0.1 if c.phrase_ok else 0) - 0.01 * c.rank)
+                       - (0 if c.focus_ok else 0.15) + (0.2 if c.phrase_ok else 0) - 0.01 * c.rank)
             if c.injected:
                 c.score -= 1.0
         return trans

@@ -45,10 +45,10 @@ class Chunker:
     def __init__(self, chunk_tokens: int = 160, overlap_tokens: int = 30, encoding: str = "cl100k_base"):
         if chunk_tokens < 16:
             raise ValueError("chunk_tokens must be at least 16")
-        if not 0 <= overlap_tokens < chunk_tokens // 2:
-            raise ValueError("chunk_overlap must be between 0 and half the chunk size")
+        if overlap_tokens < 0:
+            raise ValueError("chunk_overlap must be 0 or more")
         self.chunk_tokens = chunk_tokens
-        self.overlap_tokens = overlap_tokens
+        self.overlap_tokens = min(overlap_tokens, chunk_tokens // 2 - 1)  # overlap stays under half a chunk
         self.encoding_name = encoding
         self._enc = None
 
@@ -68,7 +68,7 @@ class Chunker:
     def run(self, doc: Document, source_key: str | None = None) -> list[Chunk]:
         source_key = source_key or doc.source
         sents = self._sentences(doc)
-        spans = self._pack(sents)
+        spans = self._pack(sents, doc.text)
         block_starts = [b.start for b in doc.blocks]
         chunks: list[Chunk] = []
         seen: dict[str, int] = {}
@@ -101,41 +101,40 @@ class Chunker:
         return out
 
     def _cut_long(self, text: str, s: int, e: int, key: tuple) -> list[_Sent]:
-        """Cut one over-long sentence at token boundaries (preferring whitespace)."""
-        toks = self.enc.encode_ordinary(text[s:e])
-        _, offsets = self.enc.decode_with_offsets(toks)
+        """Cut one over-long sentence into pieces of at most ``chunk_tokens`` tokens (at spaces when possible)."""
         pieces: list[_Sent] = []
-        i = 0
-        step = self.chunk_tokens
-        while i < len(toks):
-            j = min(i + step, len(toks))
-            a = s + offsets[i]
-            b = e if j >= len(toks) else s + offsets[j]
-            if j < len(toks):  # back off to a space so words stay whole
+        a = s
+        while a < e:
+            while a < e and text[a].isspace():
+                a += 1
+            if a >= e:
+                break
+            toks = self.enc.encode_ordinary(text[a:e])
+            if len(toks) <= self.chunk_tokens:
+                b = e
+            else:
+                _, offsets = self.enc.decode_with_offsets(toks)
+                b = a + offsets[self.chunk_tokens]
                 sp = text.rfind(" ", a + 1, b)
                 if sp > a + (b - a) // 2:
                     b = sp
-                    j = i + max(1, len(self.enc.encode_ordinary(text[a:b])))
-            aa, bb = a, b
-            while aa < bb and text[aa].isspace():
-                aa += 1
-            while bb > aa and text[bb - 1].isspace():
-                bb -= 1
-            if bb > aa:
-                pieces.append(_Sent(aa, bb, self.count_tokens(text[aa:bb]), key))
-            if j <= i:
-                j = i + 1
-            i = j
+                while b > a + 1 and self.count_tokens(text[a:b]) > self.chunk_tokens:
+                    b = a + (b - a) * 9 // 10  # rare: re-tokenising the piece gave more tokens
+            end = b
+            while end > a and text[end - 1].isspace():
+                end -= 1
+            pieces.append(_Sent(a, end, self.count_tokens(text[a:end]), key))
+            a = b
         return pieces
 
-    def _pack(self, sents: list[_Sent]) -> list[tuple[int, int, tuple]]:
+    def _pack(self, sents: list[_Sent], text: str) -> list[tuple[int, int, tuple]]:
         out: list[tuple[int, int, tuple]] = []
         cur: list[_Sent] = []
         tokens = 0
         for st in sents:
             new_key = cur and st.key != cur[0].key
             if cur and (new_key or tokens + st.tokens > self.chunk_tokens):
-                out.append((cur[0].start, cur[-1].end, cur[0].key))
+                self._emit(out, cur, text)
                 carry: list[_Sent] = []
                 if not new_key and self.overlap_tokens:
                     ct = 0
@@ -149,5 +148,16 @@ class Chunker:
             cur.append(st)
             tokens += st.tokens
         if cur:
-            out.append((cur[0].start, cur[-1].end, cur[0].key))
+            self._emit(out, cur, text)
         return out
+
+    def _emit(self, out: list, cur: list[_Sent], text: str) -> None:
+        """Append the chunk of sentences ``cur``; token counts of sentences are not exactly additive, so check the
+        joined text and move trailing sentences out while it is over the limit."""
+        sents = list(cur)
+        while sents:
+            take = len(sents)
+            while take > 1 and self.count_tokens(text[sents[0].start:sents[take - 1].end]) > self.chunk_tokens:
+                take -= 1
+            out.append((sents[0].start, sents[take - 1].end, sents[0].key))
+            sents = sents[take:]

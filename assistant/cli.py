@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help='named settings to compare, e.g. "small=chunk_tokens=100,hybrid=off" (repeatable)')
     p.add_argument("--fail-under", action="append", default=[], metavar="METRIC=VALUE",
                    help="exit 3 when a summary metric is below VALUE (repeatable)")
+    p.add_argument("--fail-over", action="append", default=[], metavar="METRIC=VALUE",
+                   help="exit 3 when a summary metric is above VALUE, for latency_* and false_abstention_rate (repeatable)")
     p.add_argument("--llm-judge", action="store_true", help="also compute LLM-judged faithfulness/relevancy")
     p.add_argument("--no-progress", action="store_true")
     _common(p)

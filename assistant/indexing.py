@@ -104,7 +104,7 @@ class Indexer:
     >>> report = Indexer(Settings.from_env()).run(["seeds"])  # doctest: +SKIP
     """
 
-    BATCH_CHUNKS = 256
+    BATCH_CHUNKS = 64  # chunks embedded and committed together (a kill loses at most one batch of work)
 
     def __init__(self, settings: Settings, embedder=None, store: ChunkStore | None = None,
                  loader: DocumentLoader | None = None, chunker: Chunker | None = None):

@@ -166,7 +166,7 @@ def _clean(text: str) -> str:
 
 def _looks_binary(data: bytes) -> bool:
     head = data[:8192]
-    if b"\x00" in head and not (head.startswith(b"\xff\xfe") or head.startswith(b"\xfe\xff")):
+    if b"\x00" in head:
         return True
     ctrl = sum(1 for b in head if b < 9 or 13 < b < 32)
     return ctrl > len(head) * 0.05
@@ -174,11 +174,14 @@ def _looks_binary(data: bytes) -> bool:
 
 def decode_text(data: bytes) -> str:
     """UTF-8 (with or without BOM) first, else the detected encoding."""
-    if _looks_binary(data):
-        raise LoadError("binary content, not text")
     for bom, enc in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
         if data.startswith(bom):
-            return data.decode(enc, errors="replace")
+            text = data.decode(enc, errors="replace")
+            if text.count("\ufffd") > len(text) * 0.01:
+                raise LoadError(f"binary content, not {enc} text")
+            return text
+    if _looks_binary(data):
+        raise LoadError("binary content, not text")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -186,12 +189,21 @@ def decode_text(data: bytes) -> str:
     from charset_normalizer import from_bytes
 
     best = from_bytes(data[:200_000]).best()
-    if best is None or best.encoding is None:
-        raise LoadError("unknown text encoding")
-    enc = best.encoding
-    if enc in {"ascii", "utf_8"}:  # a partial sample can mislead: cp1252 is a superset of latin-1 for text
-        enc = "cp1252"
+    enc = best.encoding if best is not None else None
+    # Short Western texts are often mistaken for another Latin code page ("Fougères" read as cp1250 "Fougčres").
+    # When the detector picks a Latin-script code page and Windows-1252 decodes cleanly, prefer Windows-1252,
+    # the superset of Latin-1 that French and English files actually use.
+    if enc is None or enc.replace("-", "_").lower() in _LATIN_FAMILY:
+        try:
+            return data.decode("cp1252")
+        except UnicodeDecodeError:
+            if enc is None:
+                raise LoadError("unknown text encoding") from None
     return data.decode(enc, errors="replace")
+
+
+_LATIN_FAMILY = {"ascii", "utf_8", "cp1250", "cp1252", "cp1254", "cp1257", "latin_1", "cp850", "cp437", "cp858",
+                 "mac_roman", "mac_latin2", "mac_iceland", "mac_turkish"} | {f"iso8859_{n}" for n in (1, 2, 3, 4, 9, 10, 13, 14, 15, 16)}
 
 
 def _split_paragraphs(text: str) -> list[str]:
@@ -286,7 +298,19 @@ def _load_html(data: bytes) -> tuple[list[_Para], str]:
         title = (meta.title or "") if meta else ""
     except Exception:
         pass
-    return markdown_paragraphs(_clean(md or "")), title
+    return [_soft_unwrap(p) for p in markdown_paragraphs(_clean(md or ""))], title
+
+
+_STRUCTURED_LINE = re.compile(r"^\s*(?:[-*+•]\s|\d+[.)]\s|\||#|>|\$ |# )|^\s{4,}|\t")
+
+
+def _soft_unwrap(p: _Para) -> _Para:
+    """HTML source line breaks inside running text become spaces (code, lists and tables keep theirs)."""
+    lines = p.text.split("\n")
+    if len(lines) < 2 or any(_STRUCTURED_LINE.match(line) for line in lines):
+        return p
+    p.text = re.sub(r"[ \t]*\n[ \t]*", " ", p.text)
+    return p
 
 
 # --------------------------------------------------------------------------- pdf

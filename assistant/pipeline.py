@@ -53,14 +53,14 @@ class Assistant:
     'seeds/000_aa041678daf2c786.txt'
     """
 
-    def __init__(self, settings: Settings | None = None, embedder=None):
+    def __init__(self, settings: Settings | None = None, embedder=None, cache: VectorCache | None = None):
         self.settings = settings or Settings.from_env()
         self.embedder = embedder or make_embedder(self.settings)
         self.store = ChunkStore(self.settings, self.embedder)
         self.lexical = LexicalIndex(self.store)
         self.retriever = HybridRetriever(self.store, self.embedder, self.lexical, k=self.settings.k,
                                          hybrid=self.settings.hybrid, history_turns=self.settings.history_turns)
-        self.cache = VectorCache(self.embedder)
+        self.cache = cache if cache is not None else VectorCache(self.embedder)  # share one between assistants with the same embedder
         self.extractive = ExtractiveAnswerer(self.embedder, threshold=self.settings.abstain_threshold,
                                              max_sentences=self.settings.max_answer_sentences, cache=self.cache)
         self._llm = None

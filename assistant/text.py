@@ -38,7 +38,7 @@ _ABBREV = {
     "m", "mm", "mme", "mmes", "mlle", "mlles", "me", "pr", "ste", "av", "apr", "j.-c", "env", "chap", "éd", "ed",
     "art", "al", "coll", "réf", "ref", "tél", "tel", "n°", "nº", "cie", "hab", "min", "max", "ex",
 }
-_END = re.compile(r"""([.!?…]+|[.!?][»"”’')\]]+)(?=\s)""")
+_END = re.compile(r"""([.!?…]+(?:\u00a0?\s?[»"”’')\]]+)?)(?=\s)""")
 _NEXT_START = re.compile(r"""\s+[«"“‘'(\[]?\s*[A-ZÀ-ÖØ-ÞŒ0-9¿¡]""")
 _LIST_START = re.compile(r"\s*([-*•–·]|\d+[.)])\s")
 
@@ -110,7 +110,7 @@ def _split_sentences(text: str, s: int, e: int, out: list[tuple[int, int]]) -> N
     for m in _END.finditer(seg):
         dot = s + m.start()
         stop = s + m.end()
-        if m.group(1) == "." and _is_abbrev(text, dot):
+        if m.group(1).startswith(".") and not m.group(1).startswith("..") and _is_abbrev(text, dot):
             continue
         if m.group(1).startswith(".") and re.match(r"\d", text[dot - 1:dot] or "x") and re.match(r"\s*\d", text[stop:stop + 3]):
             continue  # "1. 2." numbering inside a line

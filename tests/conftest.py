@@ -68,3 +68,39 @@ def fresh_settings(tmp_path, settings_factory):
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+# --------------------------------------------------------------------------- browser chat (assistant/ui.py)
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ui_server(tmp_path_factory, settings_factory, embedder, seeds_index):
+    """The Gradio chat served in-process on a free port, over a private copy of the seeds index.
+
+    Uploads go to a temporary folder; the module may index into its copy. Yields a namespace with
+    ``url``, ``demo``, ``settings``, ``assistant`` and ``uploads`` (the uploads folder).
+    """
+    import shutil
+    from types import SimpleNamespace
+
+    from assistant.pipeline import Assistant
+    from assistant.ui import create_app, launch
+
+    root = tmp_path_factory.mktemp("ui")
+    index_dir = root / "index"
+    shutil.copytree(seeds_index, index_dir, ignore=shutil.ignore_patterns(".index.lock"))
+    settings = settings_factory(index_dir=str(index_dir), upload_dir=str(root / "uploads"),
+                                upload_max_files=4, upload_max_mb=1.0)
+    assistant = Assistant(settings, embedder=embedder)
+    demo = create_app(settings, assistant)
+    _, url, _ = launch(demo, settings, host="127.0.0.1", port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield SimpleNamespace(url=url, demo=demo, settings=settings, assistant=assistant, uploads=root / "uploads")
+    finally:
+        demo.close()

@@ -1,0 +1,694 @@
+"""Browser chat (Gradio 6): ask in English or French, read cited answers, add documents.
+
+``python app.py`` / ``assistant serve`` call :func:`serve`; tests build the app
+with :func:`create_app` and start it with :func:`launch`.
+
+Security model: document text (answers are quotes, passages, file names) is
+untrusted. Everything taken from a document is escaped here before it reaches
+the browser: chat messages are markdown in which every HTML and markdown
+special character of document text is escaped (:func:`md_escape`), and the
+HTML fragments (sources, upload reports) escape text with :func:`html.escape`
+or :func:`assistant.citations.highlight_html`. Gradio's own sanitizer is a
+second line of defence, not the only one; ``gr.HTML`` does not sanitize at all.
+
+API (``gradio_client``), see docs/ui.md:
+
+* ``/ask``    (question, history, k, backend) -> ``Answer.to_json()``
+* ``/chat``   (message, history, k, backend) -> streams (history, sources HTML)
+* ``/upload`` (files) -> (report HTML, status HTML, report JSON)
+* ``/status`` () -> index status JSON
+"""
+import hashlib
+import html
+import logging
+import os
+import re
+import threading
+import unicodedata
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no telemetry calls
+
+from .citations import format_location, highlight_html  # noqa: E402
+from .config import Settings  # noqa: E402
+from .loaders import SUPPORTED, kind_of  # noqa: E402
+from .schema import Answer  # noqa: E402
+
+log = logging.getLogger("assistant.ui")
+
+TITLE = "Document Q&A"
+QUEUE_MAX_SIZE = 64  # requests waiting beyond this get "queue full" instead of waiting forever
+EXAMPLES = [
+    "How much did Morocco allocate to startups?",
+    "Quel montant le Maroc a-t-il mobilisé pour les startups ?",
+    "Who did the minister meet at the Web Summit Qatar?",
+    "What is the capital of France?",
+]
+SOURCES_PLACEHOLDER = '<div class="qa-muted">The sources of the latest answer appear here: file, location and the passage with the cited sentence highlighted.</div>'
+SOURCES_SEARCHING = '<div class="qa-muted">Searching the documents…</div>'
+
+
+# --------------------------------------------------------------------------- escaping
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$=:^])")
+_MD_UNESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|~$=:^])")
+
+
+def md_escape(text: str) -> str:
+    """Document text as markdown that renders literally: no HTML, no markdown syntax.
+
+    Markdown punctuation gets a backslash, then ``< > & " '`` become HTML
+    entities, so ``<script>`` shows as text and ``**x**``/``[a](b)`` stay literal.
+    """
+    text = re.sub(r"(?m)^[ \t]+", "", str(text))  # indentation would make a code block, which shows entities raw
+    return html.escape(_MD_SPECIAL.sub(r"\\\1", text), quote=True)
+
+
+def md_unescape(text: str) -> str:
+    """Inverse of :func:`md_escape` (history sent back by the browser -> plain text)."""
+    return _MD_UNESCAPE.sub(r"\1", html.unescape(text))
+
+
+def _one_line(fragment: str) -> str:
+    """An HTML fragment without blank lines, so that markdown keeps it as one raw HTML block."""
+    return re.sub(r"\s*\n\s*", " ", fragment)
+
+
+def _content_text(content: Any) -> str:
+    """Text of a chat message content (a string or Gradio 6's list of typed blocks)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        if content.get("type") in (None, "text"):
+            return str(content.get("text") or content.get("content") or "")
+        return ""
+    if isinstance(content, (list, tuple)):
+        return "\n".join(t for t in (_content_text(c) for c in content) if t)
+    return str(content)
+
+
+_BOXES = ('<div class="qa-abstain">', '<div class="qa-error">')
+_EXTRAS = re.compile(r'\n\n(?=<(?:div|details) class="qa-)')  # where the answer text ends in a chat message
+
+
+def clean_history(history: list | None) -> list[dict]:
+    """Chat history as the Assistant expects it: ``{role, content}`` with plain text.
+
+    Assistant messages keep only the answer text (not the notes and sources
+    block that :func:`answer_message` appends); abstentions and errors are
+    dropped, since they carry nothing a follow-up could refer to.
+    """
+    out: list[dict] = []
+    for msg in history or []:
+        if not isinstance(msg, dict):
+            continue
+        role = msg.get("role")
+        text = _content_text(msg.get("content"))
+        if role == "user":
+            q = md_unescape(text).strip()
+            if q:
+                out.append({"role": "user", "content": q})
+        elif role == "assistant":
+            if text.lstrip().startswith(_BOXES):  # abstention / error: nothing a follow-up can refer to
+                continue
+            ans = md_unescape(_EXTRAS.split(text, 1)[0]).strip()
+            if ans:
+                out.append({"role": "assistant", "content": ans})
+    return out
+
+
+# --------------------------------------------------------------------------- rendering
+def _file_label(source: str) -> tuple[str, str]:
+    name = re.split(r"[\\/]", source)[-1] or source
+    return name, source
+
+
+def sources_html(answer: Answer) -> str:
+    """The sources panel for one answer: every ``[n]`` with file, location and highlighted passage."""
+    if answer.abstained:
+        consulted = sorted({_file_label(r.source)[0] for r in answer.retrieved if r.source})
+        extra = ""
+        if consulted:
+            extra = ('<div class="qa-muted">Passages consulted from: '
+                     + ", ".join(html.escape(n) for n in consulted[:8]) + (" …" if len(consulted) > 8 else "") + "</div>")
+        return ('<div class="qa-abstain-panel"><strong>No answer found in the documents</strong>'
+                "<div>The assistant only answers from the indexed documents and found no passage that answers "
+                "this question, so it cites nothing. Rephrase, or add the document that contains the answer.</div>"
+                + extra + "</div>")
+    if not answer.citations:
+        return '<div class="qa-muted">This answer cites no passage.</div>'
+    parts = ['<div class="qa-sources">']
+    for c in answer.citations:
+        name, path = _file_label(c.source)
+        loc = format_location(c.location or {})
+        warn = "" if c.supported else '<div class="qa-warn">⚠ this sentence could not be matched to its passage</div>'
+        parts.append(
+            f'<div class="qa-source" data-n="{int(c.n)}">'
+            f'<div class="qa-source-head"><span class="qa-num">[{int(c.n)}]</span> '
+            f'<span class="qa-file">{html.escape(name)}</span></div>'
+            f'<div class="qa-loc">{html.escape(path)}{" · " + html.escape(loc) if loc else ""}</div>'
+            f'{warn}<div class="qa-passage">{highlight_html(c)}</div></div>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _note_html(answer: Answer) -> str:
+    bits = []
+    if answer.note:
+        bits.append(f'<div class="qa-note">ⓘ {html.escape(answer.note)}</div>')
+    if answer.unsupported:
+        nums = ", ".join(f"[{int(n)}]" for n in answer.unsupported)
+        bits.append(f'<div class="qa-note">⚠ Not supported by the cited passages: {html.escape(nums)}</div>')
+    return "".join(bits)
+
+
+def answer_message(answer: Answer) -> str:
+    """The final chat message of an answer: escaped answer text, note, collapsible sources."""
+    if answer.abstained:
+        return _one_line('<div class="qa-abstain"><strong>Not found in the documents</strong><br>'
+                         f"{html.escape(answer.answer)}{_note_html(answer)}</div>")
+    text = md_escape(answer.answer)
+    extra = _note_html(answer)
+    if answer.citations:
+        extra += (f'<details class="qa-details"><summary>Sources ({len(answer.citations)})</summary>'
+                  f"{sources_html(answer)}</details>")
+    return text + ("\n\n" + _one_line(extra) if extra else "")
+
+
+def error_message(title: str, detail: str) -> str:
+    return _one_line(f'<div class="qa-error"><strong>⚠ {html.escape(title)}</strong><br>{html.escape(detail)}</div>')
+
+
+def _count(n: Any, noun: str) -> str:
+    n = int(n or 0)
+    return f"<b>{n}</b> {noun}{'' if n == 1 else 's'}"
+
+
+def status_html(status: dict) -> str:
+    if status.get("error"):
+        return f'<div class="qa-status qa-status-error">Index unavailable: {html.escape(str(status["error"]))}</div>'
+    return ('<div class="qa-status">'
+            f'<span>{_count(status.get("documents", 0), "document")}</span> · '
+            f'<span>{_count(status.get("chunks", 0), "chunk")}</span> · '
+            f'<span>embedding model <code>{html.escape(str(status.get("embedding_model", "?")))}</code></span></div>')
+
+
+# --------------------------------------------------------------------------- uploads
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_BINARY_MAGIC = (b"%PDF", b"PK\x03\x04", b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"\x7fELF", b"MZ", b"\xd0\xcf\x11\xe0")
+
+
+def safe_filename(name: str) -> str:
+    """A file name safe to create inside the uploads folder: no folders, no control characters, no dot files.
+
+    Only the last path component is kept (``../../etc/passwd.txt`` -> ``passwd.txt``, Windows paths too),
+    NUL and control characters go, other unusual characters become ``_``, the extension is lower-cased
+    and the name is kept well under the file system's 255-byte limit.
+    """
+    name = unicodedata.normalize("NFC", str(name or ""))
+    name = name.replace("\x00", "")
+    name = re.split(r"[\\/]", name)[-1]
+    name = _CONTROL.sub("", name)
+    name = re.sub(r"[^\w.\- ()+,@]+", "_", name)  # \w is Unicode: accented names stay readable
+    name = re.sub(r"\s+", " ", name).strip(" ._")
+    stem, ext = os.path.splitext(name)
+    if not stem:
+        stem, ext = (ext.lstrip(".") or "upload"), ""
+    ext = ext.lower()[:12]
+    while len(stem.encode("utf-8")) > 150:
+        stem = stem[:-1]
+    return stem.rstrip(" .") + ext
+
+
+def sniff(path: Path, kind: str) -> str | None:
+    """Why the content does not match the extension (None when it does)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8192)
+    except OSError as err:
+        return f"cannot read the upload: {err.strerror or err}"
+    if not head.strip():
+        return "empty file"
+    if kind == "pdf":
+        return None if head.lstrip()[:5].startswith(b"%PDF") else "not a PDF: the content does not start with %PDF"
+    if kind == "docx":
+        try:
+            with zipfile.ZipFile(path) as zf:
+                if "word/document.xml" not in zf.namelist():
+                    return "not a Word document: the .docx archive has no word/document.xml"
+        except (zipfile.BadZipFile, OSError):
+            return "not a Word document: the .docx file is not a valid zip archive"
+        return None
+    # txt, md, html: text, not a binary format renamed
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return None
+    if head.startswith(_BINARY_MAGIC) or b"\x00" in head:
+        return f"binary content, not a .{kind} text file"
+    return None
+
+
+@dataclass
+class UploadResult:
+    indexed: list[dict] = field(default_factory=list)  # {file, source, status}
+    failed: list[dict] = field(default_factory=list)  # {file, error}
+    report: dict | None = None
+
+    def to_json(self) -> dict:
+        return {"indexed": self.indexed, "failed": self.failed, "report": self.report}
+
+    def to_html(self) -> str:
+        rows = []
+        for f in self.indexed:
+            rows.append(f'<li class="qa-ok">✓ <b>{html.escape(f["file"])}</b> — {html.escape(f["status"])}</li>')
+        for f in self.failed:
+            rows.append(f'<li class="qa-bad">✗ <b>{html.escape(f["file"])}</b> — {html.escape(f["error"])}</li>')
+        if not rows:
+            return '<div class="qa-muted">No file received.</div>'
+        head = (f"{len(self.indexed)} file{'' if len(self.indexed) == 1 else 's'} searchable now"
+                + (f", {len(self.failed)} not indexed" if self.failed else ""))
+        return f'<div class="qa-upload"><div>{html.escape(head)}</div><ul>{"".join(rows)}</ul></div>'
+
+
+def _public_report(report: dict) -> dict:
+    """IndexReport JSON without server paths (failures are listed per file in UploadResult.failed).
+
+    Also, gradio_client would take any ``{"path": ...}`` dict in an output for a file to download.
+    """
+    files = dict(report.get("files", {}))
+    files["failed"] = len(files.get("failed") or [])
+    if "ignored" in files:
+        files["ignored"] = len(files["ignored"])
+    return {**report, "files": files}
+
+
+def _upload_name(item: Any) -> tuple[Path | None, str]:
+    """(server path, original name) of a Gradio upload (a path string or a FileData-like object)."""
+    if item is None:
+        return None, ""
+    if isinstance(item, (str, Path)):
+        p = Path(item)
+        return p, p.name
+    if isinstance(item, dict):
+        p = item.get("path") or item.get("name")
+        return (Path(p) if p else None), str(item.get("orig_name") or (Path(p).name if p else ""))
+    p = getattr(item, "path", None) or getattr(item, "name", None)
+    return (Path(p) if p else None), str(getattr(item, "orig_name", None) or (Path(p).name if p else ""))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def store_upload(src: Path, name: str, uploads: Path) -> tuple[Path, bool]:
+    """Copy ``src`` into ``uploads`` as ``name`` (suffixed on a clash); returns (path, created).
+
+    An identical file already there is reused rather than duplicated.
+    """
+    uploads.mkdir(parents=True, exist_ok=True)
+    root = uploads.resolve()
+    stem, ext = os.path.splitext(name)
+    digest = _sha256(src)
+    for i in range(1, 1000):
+        candidate = root / (name if i == 1 else f"{stem}-{i}{ext}")
+        if candidate.resolve().parent != root or candidate.is_symlink():
+            raise ValueError("refused: file name escapes the uploads folder")
+        if candidate.exists():
+            if candidate.is_file() and _sha256(candidate) == digest:
+                return candidate, False
+            continue
+        try:  # O_EXCL: claims the name atomically, even against a concurrent upload; never follows a link
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        except FileExistsError:
+            continue
+        try:
+            with os.fdopen(fd, "wb") as out, open(src, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    out.write(block)
+        except BaseException:
+            candidate.unlink(missing_ok=True)
+            raise
+        return candidate, True
+    raise ValueError("too many files with this name in the uploads folder")
+
+
+# --------------------------------------------------------------------------- the app logic
+class ChatApp:
+    """What the UI and the API endpoints call (testable without a browser)."""
+
+    def __init__(self, settings: Settings | None = None, assistant=None):
+        from .pipeline import Assistant
+
+        self.settings = settings or Settings.from_env()
+        self.assistant = assistant or Assistant(self.settings)
+        self._warm_lock = threading.Lock()
+        self._warm_started = False
+
+    # --- settings ---------------------------------------------------------------
+    def backends(self) -> list[str]:
+        return self.assistant.backends()
+
+    def default_backend(self) -> str:
+        names = self.backends()
+        if self.settings.answerer == "llm" and len(names) > 1:
+            return names[1]
+        return names[0]
+
+    def _k(self, k: Any) -> int | None:
+        try:
+            return max(1, min(50, int(k))) if k not in (None, "") else None
+        except (TypeError, ValueError):
+            return None
+
+    def _backend(self, backend: Any) -> str | None:
+        return backend if isinstance(backend, str) and backend in self.backends() else None
+
+    # --- asking -----------------------------------------------------------------
+    def ask(self, question: str, history: list | None = None, k: Any = None, backend: Any = None) -> Answer:
+        """Raises QuestionError, IndexMissingError or StoreError with a one-line message."""
+        self.assistant.require_index()
+        return self.assistant.ask(question, history=clean_history(history) or None, k=self._k(k),
+                                  backend=self._backend(backend))
+
+    def respond(self, message: Any, history: list | None, k: Any = None, backend: Any = None) -> Iterator[tuple]:
+        """Stream (history, sources HTML): the question at once, the growing answer, then the final message
+        with its sources (``None`` for the sources, on an empty message only, means "leave the panel as it is")."""
+        from .pipeline import IndexMissingError, QuestionError
+        from .store import StoreError
+
+        question = _content_text(message).strip()
+        history = list(history or [])
+        if not question:
+            yield history, None
+            return
+        prior = clean_history(history)
+        history.append({"role": "user", "content": md_escape(question)})
+        yield history, SOURCES_SEARCHING
+        try:
+            self.assistant.require_index()
+            final = None
+            for item in self.assistant.stream(question, history=prior or None, k=self._k(k), backend=self._backend(backend)):
+                if isinstance(item, Answer):
+                    final = item
+                elif item:
+                    yield history + [{"role": "assistant", "content": md_escape(item)}], SOURCES_SEARCHING
+            if final is None:
+                raise RuntimeError("the answerer returned nothing")
+            yield history + [{"role": "assistant", "content": answer_message(final)}], sources_html(final)
+            return
+        except QuestionError as err:
+            title, detail = "Cannot ask this question", str(err)
+        except IndexMissingError as err:
+            title, detail = "No documents indexed yet", str(err)
+        except StoreError as err:
+            title, detail = "The document index is unavailable", str(err)
+        except Exception as err:  # noqa: BLE001 - the browser gets one clear line; the log gets the traceback
+            log.exception("chat failed")
+            title, detail = "Something went wrong", str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        yield history + [{"role": "assistant", "content": error_message(title, detail)}], SOURCES_PLACEHOLDER
+
+    # --- uploads ----------------------------------------------------------------
+    def add_files(self, files: list | None, progress: Callable[[str, int, int], None] | None = None) -> UploadResult:
+        """Validate, copy into the uploads folder and index; one bad file never stops the others."""
+        from .loaders import display_path
+        from .store import StoreError
+
+        items = [_upload_name(f) for f in (files or []) if f is not None]
+        rows: list[tuple[int, str, dict]] = []  # (position in the upload, "ok"/"bad", row) -> report in upload order
+        limit = max(1, int(self.settings.upload_max_files))
+        for i, (_, name) in enumerate(items[limit:], start=limit):
+            rows.append((i, "bad", {"file": safe_filename(name) or "?", "error":
+                                    f"not indexed: at most {limit} files per upload (ASSISTANT_UPLOAD_MAX_FILES)"}))
+        max_bytes = int(float(self.settings.upload_max_mb) * 1024 * 1024)
+        saved: list[tuple[int, Path, bool]] = []
+        for i, (src, orig) in enumerate(items[:limit]):
+            name = safe_filename(orig)
+            error = None
+            kind = kind_of(name)
+            if src is None or not src.is_file():
+                error = "the upload did not arrive; try again"
+            elif kind is None:
+                error = (f"unsupported file type {os.path.splitext(name)[1] or '(none)'}; supported: "
+                         + ", ".join(sorted(SUPPORTED)))
+            elif src.stat().st_size > max_bytes:
+                error = (f"file is {src.stat().st_size / 1048576:.1f} MB; the limit is "
+                         f"{float(self.settings.upload_max_mb):g} MB (ASSISTANT_UPLOAD_MAX_MB)")
+            else:
+                error = sniff(src, kind)
+            if error is None:
+                try:
+                    path, created = store_upload(src, name, self.settings.uploads_path)
+                    saved.append((i, path, created))
+                    continue
+                except (OSError, ValueError) as err:
+                    error = f"cannot store the upload: {getattr(err, 'strerror', None) or err}"
+            rows.append((i, "bad", {"file": name or "?", "error": error}))
+        result = UploadResult()
+        if saved:
+            failed: dict[str, str] = {}
+            try:
+                report = self.assistant.index([p for _, p, _ in saved], progress=progress, show_progress=False)
+                result.report = _public_report(report.to_json())
+                failed = {str(Path(f["path"]).resolve()): f["error"] for f in report.failed}
+            except StoreError as err:
+                failed = {str(p.resolve()): str(err) for _, p, _ in saved}
+            except Exception as err:  # noqa: BLE001 - report it on every file of the batch, keep serving
+                log.exception("indexing uploads failed")
+                failed = {str(p.resolve()): f"indexing failed: {str(err).splitlines()[0][:200] if str(err) else type(err).__name__}"
+                          for _, p, _ in saved}
+            for i, path, created in saved:
+                err = failed.get(str(path.resolve()))
+                if err:
+                    rows.append((i, "bad", {"file": path.name, "error": err}))
+                    if created:  # keep the uploads folder to what is searchable
+                        path.unlink(missing_ok=True)
+                else:
+                    rows.append((i, "ok", {"file": path.name, "source": display_path(path),
+                                           "status": "indexed" if created else "already indexed"}))
+        for _, kind_, row in sorted(rows, key=lambda r: r[0]):
+            (result.indexed if kind_ == "ok" else result.failed).append(row)
+        return result
+
+    def warm_up_soon(self) -> None:
+        """Load the models in the background, once: called when a page opens, so that they load while the
+        visitor types the first question rather than at start-up (which stays fast) or on the first answer."""
+        with self._warm_lock:
+            if self._warm_started:
+                return
+            self._warm_started = True
+
+        def run():
+            try:
+                self.assistant.warm_up()
+            except Exception:  # noqa: BLE001 - the first question reports the problem clearly
+                log.debug("warm-up failed", exc_info=True)
+
+        threading.Thread(target=run, name="assistant-warm-up", daemon=True).start()
+
+    def status(self) -> dict:
+        try:
+            return self.assistant.status()
+        except Exception as err:  # noqa: BLE001
+            return {"embedding_model": getattr(self.assistant.embedder, "model_id", "?"), "documents": 0, "chunks": 0,
+                    "error": str(err).splitlines()[0][:200] if str(err) else type(err).__name__}
+
+
+# --------------------------------------------------------------------------- Gradio
+CSS = """
+.qa-muted { color: var(--body-text-color-subdued); font-size: 0.92em; }
+.qa-status { font-size: 0.92em; color: var(--body-text-color-subdued); }
+.qa-status-error { color: #b91c1c; }
+.qa-sources { display: flex; flex-direction: column; gap: 10px; }
+.qa-source { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 10px; background: var(--background-fill-secondary); }
+.qa-source-head { font-weight: 600; }
+.qa-num { color: var(--color-accent); margin-right: 2px; }
+.qa-loc { font-size: 0.85em; color: var(--body-text-color-subdued); margin: 2px 0 6px; word-break: break-all; }
+.qa-passage { font-size: 0.93em; line-height: 1.45; white-space: normal; }
+.qa-passage mark, .qa-details mark { background: #fde68a; color: inherit; padding: 0 2px; border-radius: 3px; }
+.qa-abstain, .qa-abstain-panel { border-left: 4px solid #d97706; background: rgba(217, 119, 6, 0.10); padding: 8px 12px; border-radius: 6px; }
+.qa-error { border-left: 4px solid #dc2626; background: rgba(220, 38, 38, 0.10); padding: 8px 12px; border-radius: 6px; }
+.qa-note, .qa-warn { font-size: 0.9em; color: #92400e; margin-top: 6px; }
+.qa-details { margin-top: 8px; font-size: 0.95em; }
+.qa-details summary { cursor: pointer; color: var(--color-accent); }
+.qa-upload ul { margin: 4px 0 0 0; padding-left: 1.1em; }
+.qa-ok { color: #166534; } .qa-bad { color: #b91c1c; }
+"""
+
+
+def create_app(settings: Settings | None = None, assistant=None):
+    """The Gradio Blocks app (queue configured; not launched)."""
+    import gradio as gr
+
+    app = ChatApp(settings, assistant)
+    settings = app.settings
+    backends = app.backends()
+
+    def respond(message: str, history: list, k: float, backend: str, evt: gr.EventData):
+        """Streaming chat: yields the chat history (OpenAI-style messages) and the sources HTML of the answer."""
+        data = getattr(evt, "_data", None)
+        if not _content_text(message).strip() and isinstance(data, dict) and isinstance(data.get("value"), dict):
+            message = data["value"].get("text") or ""  # a click on an example question
+        for hist, sources in app.respond(message, history, k, backend):
+            yield hist, (gr.skip() if sources is None else sources)
+
+    def upload(files: list[str] | None, progress=gr.Progress()):
+        """Index uploaded files; returns the per-file report (HTML), the index status (HTML) and the report (JSON)."""
+        progress(0, desc="Checking files…")
+
+        def cb(stage: str, done: int, total: int) -> None:
+            if stage == "files" and total:
+                progress((done, total), desc="Indexing files", unit="files")
+            elif stage == "chunks":
+                progress(None if not done else (done, None), desc=f"Embedding passages ({done})", unit="chunks")
+
+        result = app.add_files(files, progress=cb)
+        if result.failed:
+            n = len(result.failed)
+            gr.Warning(f"{n} file{' was' if n == 1 else 's were'} not indexed; the reasons are listed under the upload box.")
+        return result.to_html(), status_html(app.status()), result.to_json()
+
+    def ask(question: str, history: list[dict] | None = None, k: int | None = None, backend: str | None = None) -> dict:
+        """Answer a question from the indexed documents. Returns Answer.to_json(): answer (with [n] markers), abstained, citations [{n, source, location, quote, chunk_id}], retrieved, timings_ms."""
+        from .pipeline import IndexMissingError, QuestionError
+        from .store import StoreError
+
+        if history is not None and not (isinstance(history, list) and all(isinstance(t, dict) and "role" in t and "content" in t for t in history)):
+            raise gr.Error("history must be a list of {role, content} objects", print_exception=False)
+        try:
+            return app.ask(question, history, k, backend).to_json()
+        except (QuestionError, IndexMissingError, StoreError) as err:
+            raise gr.Error(str(err), print_exception=False) from None
+
+    def status() -> dict:
+        """Index status: documents, chunks, embedding model, store, and the answer backends."""
+        return {**app.status(), "backends": app.backends()}
+
+    limits = (f"txt, md, html, pdf, docx · up to {settings.upload_max_files} files of "
+              f"{settings.upload_max_mb:g} MB each. They become searchable as soon as they are indexed.")
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(f"# {TITLE}\nAsk about the documents in English or French. Answers quote the documents, "
+                    "with numbered sources **[n]**; when the documents do not contain the answer, the assistant says so.")
+        status_box = gr.HTML('<div class="qa-status">Loading index status…</div>', label="index_status", elem_id="index-status")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                chatbot = gr.Chatbot(
+                    label="chat", show_label=False, elem_id="chatbot", height=540, layout="bubble",
+                    examples=[{"text": q} for q in EXAMPLES],
+                    placeholder="Ask a question, or click an example.",
+                    sanitize_html=True, render_markdown=True, latex_delimiters=[], allow_tags=False,
+                    line_breaks=True, buttons=["copy", "copy_all"], feedback_options=None,
+                )
+                msg = gr.Textbox(placeholder="Ask a question about the documents…", label="message", show_label=False,
+                                 elem_id="question", submit_btn="Ask", max_length=settings.max_question_chars,
+                                 autofocus=True, lines=1, max_lines=6)
+            with gr.Column(scale=2):
+                gr.Markdown("### Sources")
+                sources = gr.HTML(SOURCES_PLACEHOLDER, label="sources", elem_id="sources")
+                with gr.Accordion("Add documents", open=False, elem_id="upload-panel"):
+                    files = gr.File(label="Upload documents", file_count="multiple", type="filepath",
+                                    elem_id="upload-files")
+                    gr.Markdown(limits, elem_classes=["qa-muted"])
+                    upload_report = gr.HTML("", label="report", elem_id="upload-report")
+                    upload_json = gr.JSON(label="result", visible=False)
+                with gr.Accordion("Settings", open=False, elem_id="settings-panel"):
+                    k = gr.Slider(1, 20, value=settings.k, step=1, label="Passages retrieved (k)")
+                    backend = gr.Dropdown(backends, value=app.default_backend(), label="Answer backend",
+                                          visible=len(backends) > 1, interactive=True)
+
+        gr.on(triggers=[msg.submit, chatbot.example_select], fn=respond, inputs=[msg, chatbot, k, backend],
+              outputs=[chatbot, sources], api_name="chat", show_progress="minimal")
+        # registered after the chat listener, whose inputs are collected first: the box empties at once
+        msg.submit(lambda: "", None, msg, queue=False, api_visibility="private", show_progress="hidden")
+        chatbot.clear(lambda: SOURCES_PLACEHOLDER, None, sources, queue=False, api_visibility="private")
+        files.upload(upload, inputs=[files], outputs=[upload_report, status_box, upload_json], api_name="upload",
+                     concurrency_limit=1, concurrency_id="indexing", show_progress="full").then(
+            lambda: None, None, files, queue=False, api_visibility="private")
+        gr.api(ask, api_name="ask")
+        gr.api(status, api_name="status", queue=False)
+
+        def on_page_load() -> str:
+            app.warm_up_soon()
+            return status_html(app.status())
+
+        demo.load(on_page_load, None, status_box, api_visibility="private", queue=False)
+
+    demo.queue(default_concurrency_limit=max(1, int(settings.concurrency)), max_size=QUEUE_MAX_SIZE)
+    demo.chat_app = app  # for tests and embedding
+    return demo
+
+
+def theme():
+    """Soft theme with system fonts: nothing is fetched from font CDNs (the app works offline)."""
+    import gradio as gr
+
+    return gr.themes.Soft(font=["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"],
+                          font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"])
+
+
+def parse_auth(value: str) -> tuple[str, str] | None:
+    """``"user:password"`` -> (user, password); empty -> None."""
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise ValueError("ASSISTANT_AUTH must be user:password")
+    return user, password
+
+
+def upload_hard_limit(settings: Settings) -> int:
+    """Bytes Gradio itself accepts per uploaded file.
+
+    Above ``upload_max_mb`` but bounded: a file between the two limits gets our per-file message and the
+    other files of the upload still index; a huge one is refused by Gradio before it fills the disk.
+    """
+    return int((2 * float(settings.upload_max_mb) + 1) * 1024 * 1024)
+
+
+def launch(demo, settings: Settings, host: str | None = None, port: int | None = None, **kwargs):
+    """Start the server (theme, css, auth and upload size limit applied); returns Gradio's (app, local_url, share_url)."""
+    import gradio as gr
+
+    host = host or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
+    port = int(port or os.environ.get("GRADIO_SERVER_PORT") or 7860)
+    options = dict(server_name=host, server_port=port, auth=parse_auth(settings.auth),
+                   auth_message="Log in to ask questions about the documents." if settings.auth else None,
+                   max_file_size=upload_hard_limit(settings), theme=theme(),
+                   css=CSS, footer_links=["api"], show_error=False, share=False)
+    options.update(kwargs)
+    return demo.launch(**options)
+
+
+def prepare_index(app: ChatApp) -> None:
+    """Build the index of ``docs_dir`` if missing, else bring it up to date (fast when nothing changed)."""
+    docs = Path(app.settings.docs_dir)
+    if not docs.exists():
+        log.warning("docs folder %s does not exist; serving the existing index only", docs)
+        return
+    from .store import StoreError
+
+    try:
+        building = not app.assistant.has_index()
+        if building:
+            print(f"Building the index of {docs} (first start)…", flush=True)
+        report = app.assistant.index([docs], show_progress=None)
+        if building or report.added or report.updated or report.removed or report.failed:
+            print(report.summary(), flush=True)
+    except StoreError as err:
+        print(f"error: {err}", flush=True)
+
+
+def serve(settings: Settings | None = None, host: str | None = None, port: int | None = None) -> None:
+    """``python app.py`` / ``assistant serve``: index ``docs_dir`` incrementally, then serve the chat."""
+    settings = settings or Settings.from_env()
+    parse_auth(settings.auth)  # fail fast on a malformed value
+    app = ChatApp(settings)
+    prepare_index(app)
+    demo = create_app(settings, app.assistant)
+    launch(demo, settings, host=host, port=port)
