@@ -22,6 +22,7 @@ retrieved passages. Text in documents is only ever quoted, never obeyed.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 import math
 import re
 import threading
@@ -37,7 +38,14 @@ from .schema import Answer, ScoredChunk
 from .text import STOP, detect_language, fold_accents, sentence_spans, stem
 
 # --------------------------------------------------------------------------- answer types
-AMOUNT, COUNT, PERSON, DATE, PLACE, ORDINAL = "amount", "count", "person", "date", "place", "ordinal"
+AMOUNT, COUNT, PERSON, DATE, PLACE, ORDINAL, TECH = "amount", "count", "person", "date", "place", "ordinal", "technical"
+
+_TECH_NOUNS = (r"(?:commands?|files?|directory|directories|folders?|paths?|packages?|tools?|programs?|utilit(?:y|ies)|"
+               r"options?|flags?|settings?|variables?|modules?|daemons?|services?|rfcs?|protocols?|ports?|address(?:es)?|"
+               r"values?|code page|encoding|library|libraries|functions?|keys?|shortcuts?|extensions?|formats?|"
+               r"commandes?|fichiers?|repertoires?|dossiers?|chemins?|paquets?|outils?|programmes?|utilitaires?|"
+               r"parametres?|modules?|demons?|protocoles?|adresses?|valeurs?|bibliotheques?|fonctions?|cles?|"
+               r"touches?|raccourcis?|formats?|logiciels?|software)")
 
 _MAGNITUDE = r"(?:milliards?|millions?|billions?|trillions?|mille|thousand|k|m|md|mds|mrd)"
 _MONEY = (r"(?:k€|m€|md€|dirhams?|dhs?|mad|euros?|€|\$|us\$|dollars?|usd|eur|francs?|fcfa|livres? sterling|pounds?|£|"
@@ -91,11 +99,22 @@ def question_type(question: str) -> str | None:
         return PLACE
     if re.search(r"\b(?:which|what) (?:edition|rank|place|position)\b|\b(?:quelle|quel) (?:edition|rang|place)\b", q):
         return ORDINAL
+    if re.search(r"\b(?:which|what|quel|quelle|quels|quelles)s? (?:[\w-]+ ){0,2}" + _TECH_NOUNS + r"\b", q):
+        return TECH
     if re.search(r"\b(?:who|whom|whose)\b|(?:^|\s)(?:qui|avec qui|a qui|de qui|par qui)\s", q) and not re.search(r"\bqu'est-ce qui\b", q):
         return PERSON
     if re.search(r"\b(?:which|what|quel|quelle)s? (?:[a-z-]+ ){0,2}" + _ROLES + r"\b", q):
         return PERSON
     return None
+
+
+_TECH_RE = re.compile(
+    r"(?:^|(?<=[\s«\"“(']))(?:~?/[\w.+-]+(?:/[\w.+-]*)*)"  # paths
+    r"|(?<![\w-])--?[a-zA-Z][\w-]*"  # options
+    r"|\b\d+(?:\.\d+){1,3}\b"  # addresses, versions
+    r"|\b(?=[\w.+-]*\d)(?=[\w.+-]*[a-zA-Z])[\w+-]+(?:\.[\w+-]+)*\b"  # letters and digits: cp437, rfc1321, md5
+    r"|\b[a-zA-Z][\w]*(?:[-_.][\w]+)+\b"  # ssh-keygen, max_part, resolv.conf
+    r"|\b\d+\b")  # a value
 
 
 _TITLES = frozenset("m mme mmes mlle mr mrs ms dr pr prof sir dame".split())
@@ -136,6 +155,12 @@ def has_type(sentence: str, kind: str | None, counted: str | None = None, known:
             any(_new_info(m.group(0), known) for m in _NAME_RE.finditer(body))
     if kind == PLACE:
         return any(_new_info(m.group(0), known) for m in _PLACE_RE.finditer(sentence))
+    if kind == TECH:
+        for m in _TECH_RE.finditer(sentence):
+            if _new_info(m.group(0), known) or m.group(0).strip().startswith(("/", "-", "~")) and \
+                    fold_accents(m.group(0).strip()).lower() not in known:
+                return True
+        return any(len(w) >= 3 and w not in known and zipf(w) == 0 and not w.isdigit() for w in words_of(sentence))
     return True
 
 
@@ -157,6 +182,7 @@ class Term:
     proper: bool
     focus: bool = False  # the head noun of "which X"
     phrase: bool = False  # part of the "which X" phrase (head and modifiers)
+    rare: bool = False  # not an English or French word: must occur in the passages, like a name
 
 
 _FOCUS = re.compile(r"\b(?:which|what|quel|quelle|quels|quelles|lequel|laquelle)\s+((?:[^\W\d_][\w'-]*\s*){1,2})", re.I)
@@ -178,6 +204,42 @@ def focus_words(question: str) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=100_000)
+def zipf(word: str) -> float:
+    """How common a word is in English or French (wordfreq's Zipf scale: 0 unknown, ~3 rare, 6+ very common)."""
+    from wordfreq import zipf_frequency
+
+    return max(zipf_frequency(word, "en"), zipf_frequency(word, "fr"))
+
+
+def term_weight(key: str) -> float:
+    """Rare words say more about what is asked than common ones ("vfat" vs "used")."""
+    z = zipf(key)
+    if z == 0:
+        return 2.0
+    return min(2.0, max(0.4, 1.0 + (4.5 - z) / 2.5))
+
+
+def is_rare(key: str) -> bool:
+    """Not a word of English or French: a product, command or name ("usrmerge", "WireGuard", "chage")."""
+    return len(key) >= 4 and zipf(key) == 0 and not key.isdigit()
+
+
+def words_of(text: str) -> list[str]:
+    """Folded words of a text, hyphenated words both whole and split ("ssh-keygen", "ssh", "keygen")."""
+    out: list[str] = []
+    for w in _TERM_RE.findall(text.replace("’", "'")):
+        w = fold_accents(w).lower()
+        w = re.sub(r"^(?:l|d|qu|n|s|c|j|m|t|jusqu|lorsqu)'", "", w)
+        w = re.sub(r"'s$", "", w).strip("'-")
+        if not w:
+            continue
+        out.append(w)
+        if "-" in w:
+            out.extend(p for p in w.split("-") if p)
+    return out
+
+
 def key_terms(question: str) -> list[Term]:
     terms: list[Term] = []
     seen: set[str] = set()
@@ -185,19 +247,26 @@ def key_terms(question: str) -> list[Term]:
     words = _TERM_RE.findall(question.replace("’", "'"))
     for i, raw in enumerate(words):
         word = re.sub(r"^(?:l|d|qu|n|s|c|j|m|t|jusqu|lorsqu)'", "", raw, flags=re.I)
-        word = re.sub(r"'s$", "", word)
-        for part in word.split("-") if "-" in word and not word[:1].isupper() else [word]:
+        word = re.sub(r"'s$", "", word).strip("'-")
+        parts = [word]
+        if "-" in word:
+            whole = fold_accents(word).lower()
+            # compounds of ordinary words are split ("a-t-il", "capital-risque"); technical names stay whole too
+            parts = ([word] if is_rare(whole.replace("-", "")) or word[:1].isupper() else []) + word.split("-")
+        for part in parts:
             key = fold_accents(part).lower().strip("'")
-            if len(key) < 2 or key in STOP or key in _QWORDS or key.isdigit() and len(key) < 2:
-                continue
-            if key in seen:
+            if len(key) < 2 or key in STOP or key in _QWORDS or key in seen:
                 continue
             seen.add(key)
             proper = part[:1].isupper() and (i > 0 or part.isupper() or len(words) == 1)
-            weight = 1.5 if proper else 1.0
+            surface = part.lower().strip("'")
+            weight = term_weight(surface)
+            if proper:
+                weight = max(weight, 1.5)
             if key in focus:
                 weight *= 1.5
-            terms.append(Term(part, key, stem(key), weight, proper, bool(focus) and key == focus[-1], key in focus))
+            terms.append(Term(part, key, stem(key), weight, proper, bool(focus) and key == focus[-1], key in focus,
+                              rare=is_rare(surface.replace("-", "")) and is_rare(key.replace("-", ""))))
     return terms
 
 
@@ -332,7 +401,7 @@ class ExtractiveAnswerer:
         self.last_candidates = (terms, kind, cands)  # for `ask --explain` and debugging
         # every name in the question must appear somewhere in what was retrieved
         context_words = {w for c in cands for w in c.folded_words}
-        missing_names = [t for t in terms if t.proper and t.weight >= 1.0 and not self._credit(t, context_words, trans)]
+        missing_names = [t for t in terms if (t.proper or t.rare) and t.weight >= 1.0 and not self._credit(t, context_words, trans)]
         best = max(cands, key=lambda c: c.score)
         usable = [c for c in cands if c.type_ok and not c.injected and c.coverage >= self.threshold]
         if missing_names or not usable:
@@ -376,15 +445,16 @@ class ExtractiveAnswerer:
         seen: set[tuple] = set()
         for rank, ch in enumerate(chunks):
             base = int((ch.metadata or {}).get("start", 0) or 0)
-            for s, e in sentence_spans(ch.text):
+            spans = sentence_spans(ch.text)
+            for i, (s, e) in enumerate(spans):
+                if i + 1 < len(spans) and _introduces(ch.text[s:e]) and spans[i + 1][1] - spans[i + 1][0] <= 200:
+                    e = spans[i + 1][1]  # "… with the following command:" + the command itself
                 text = ch.text[s:e]
                 key = (ch.source, base + s, text)
                 if key in seen or len(text) < 12:
                     continue
                 seen.add(key)
-                words = [fold_accents(w).lower() for w in _TERM_RE.findall(text.replace("’", "'"))]
-                words = [re.sub(r"^(?:l|d|qu|n|s|c|j|m|t|jusqu|lorsqu)'", "", w) for w in words]
-                cand = Candidate(Quote(ch, s, e), rank, text, words)
+                cand = Candidate(Quote(ch, s, e), rank, text, words_of(text))
                 cand.injected = bool(_INJECTION.search(fold_accents(text)))
                 out.append(cand)
         return out
@@ -393,6 +463,8 @@ class ExtractiveAnswerer:
     def _credit(t: Term, words: set[str], trans: dict[str, dict[str, float]]) -> float:
         if t.key in words or any(stem(w) == t.stem for w in words):
             return 1.0
+        if t.rare:
+            return 0.0  # product and command names are not translated
         best = max((s for w, s in trans[t.key].items() if w in words), default=0.0)
         return 0.9 * best
 
@@ -479,6 +551,14 @@ _DEMONSTRATIVE = re.compile(r"\b(?:that|this|these|those|the same|ce|cet|cette|c
 def _anaphoric(question: str) -> set[str]:
     """Words a follow-up points back to: "that money" -> {"money"}."""
     return {fold_accents(m.group(1)).lower() for m in _DEMONSTRATIVE.finditer(question)}
+
+
+_FORWARD = re.compile(r"(?::\s*$|\b(?:suivante?s?|ci-dessous|comme suit|following|below|as follows)\b)", re.I)
+
+
+def _introduces(sentence: str) -> bool:
+    """Does the sentence announce what comes next ("… with the following command:")?"""
+    return bool(_FORWARD.search(sentence))
 
 
 _AUX = frozenset("did do does are were was is have has had will can could would should".split())

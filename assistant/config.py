@@ -52,7 +52,7 @@ class Settings:
     # --- answering -----------------------------------------------------------
     answerer: str = _setting("extractive", "`extractive` (no LLM, grounded sentence extraction) or `llm` (the configured LLM backend).")
     max_question_chars: int = _setting(2000, "Longest question accepted; longer ones get a clear error.")
-    abstain_threshold: float = _setting(0.5, "Minimum evidence score of the best sentence below which the assistant says the answer is not in the documents.")
+    abstain_threshold: float = _setting(0.4, "Minimum evidence score of the best sentence below which the assistant says the answer is not in the documents.")
     max_answer_sentences: int = _setting(2, "Most sentences quoted in an extractive answer (1 to 3).")
     # --- LLM backends ----------------------------------------------------------
     llm: str = _setting("", "LLM backend: empty (none), `openai`, `ollama`, `llamacpp` or `huggingface`.")

@@ -198,12 +198,8 @@ def facts_found(answer: str, facts: Sequence[Sequence[str]]) -> list[bool]:
 
 def relevance(texts: Sequence[str], evidence: Sequence[str]) -> list[bool]:
     """Binary relevance of ranked chunk texts: the chunk contains an evidence string."""
-    ev = [normalize_for_match(e) for e in evidence]
-    out = []
-    for t in texts:
-        hay = normalize_for_match(t or "")
-        out.append(any(e in hay for e in ev))
-    return out
+    needles = [normalize_for_match(e) for e in evidence]
+    return [any(e in hay for e in needles) for hay in map(normalize_for_match, (t or "" for t in texts))]
 
 
 def first_relevant_rank(rel: Sequence[bool], depth: int = RETRIEVAL_DEPTH) -> int | None:
@@ -314,34 +310,15 @@ def hit_curve(records: Sequence[dict], depth: int = RETRIEVAL_DEPTH) -> list[flo
 # =========================================================================== LLM judge
 def parse_json_object(text: str) -> dict:
     """The first JSON object in a model's reply (tolerates code fences and prose around it)."""
-    text = re.sub(r"```(?:json)?", "", text or "")
-    start = text.find("{")
-    while start >= 0:
-        depth, in_str, esc = 0, False, False
-        for i in range(start, len(text)):
-            ch = text[i]
-            if in_str:
-                if esc:
-                    esc = False
-                elif ch == "\\":
-                    esc = True
-                elif ch == '"':
-                    in_str = False
-            elif ch == '"':
-                in_str = True
-            elif ch == "{":
-                depth += 1
-            elif ch == "}":
-                depth -= 1
-                if depth == 0:
-                    try:
-                        obj = json.loads(text[start:i + 1])
-                    except ValueError:
-                        break
-                    if isinstance(obj, dict):
-                        return obj
-                    break
-        start = text.find("{", start + 1)
+    text = text or ""
+    decoder = json.JSONDecoder()
+    for m in re.finditer(r"\{", text):
+        try:
+            obj, _end = decoder.raw_decode(text, m.start())
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            return obj
     raise ValueError("the judge's reply holds no JSON object")
 
 
@@ -479,25 +456,23 @@ def _preview(text: str, n: int = 240) -> str:
 
 
 def evaluate(cases: Sequence[Case], assistant, *, judge: Judge | None = None, progress: bool = False,
-             label: str = "", retrieve_k: int | None = None) -> EvalResult:
+             label: str = "") -> EvalResult:
     """Run every case through ``assistant`` and compute the metrics.
 
     The answer comes from ``assistant.ask(question, history)`` with the
     assistant's own ``k``. The retrieval metrics use a ranking of
-    ``retrieve_k`` (default ``max(k, 10)``) chunks: ``answer.retrieved`` when it
-    is that deep, else a second ``assistant.retrieve`` call (not timed).
+    ``max(k, 10)`` chunks: ``answer.retrieved`` when it is that deep, else a
+    second ``assistant.retrieve`` call (not timed).
     """
-    from .pipeline import QuestionError
-
     settings = assistant.settings
-    depth = retrieve_k or max(settings.k, RETRIEVAL_DEPTH)
+    depth = max(settings.k, RETRIEVAL_DEPTH)
     t_start = time.perf_counter()
     assistant.warm_up()
     records: list[dict] = []
     bar = _progress_bar(len(cases), label or "eval", progress)
     try:
         for case in cases:
-            records.append(_run_case(case, assistant, depth, judge, QuestionError))
+            records.append(_run_case(case, assistant, depth, judge))
             bar.update(1)
     finally:
         bar.close()
@@ -507,7 +482,9 @@ def evaluate(cases: Sequence[Case], assistant, *, judge: Judge | None = None, pr
     return EvalResult(summary=summary, config=settings.public_dict(), cases=records, meta=meta, name=label)
 
 
-def _run_case(case: Case, assistant, depth: int, judge: Judge | None, question_error: type) -> dict:
+def _run_case(case: Case, assistant, depth: int, judge: Judge | None) -> dict:
+    from .pipeline import QuestionError
+
     rec: dict[str, Any] = {"id": case.id, "question": case.question, "answerable": case.answerable}
     if case.history:
         rec["history"] = case.history
@@ -518,17 +495,16 @@ def _run_case(case: Case, assistant, depth: int, judge: Judge | None, question_e
         wall = (time.perf_counter() - t0) * 1000
         ranked = answer.retrieved if len(answer.retrieved) >= depth else \
             assistant.retrieve(case.question, case.history or None, k=depth).chunks
-    except question_error as err:
+    except QuestionError as err:
         rec.update(answer="", abstained=False, citations=[], retrieved=[], passages=[], timings_ms={},
                    latency_ms=None, error=str(err))
         rec["metrics"] = case_metrics(case, answer="", abstained=False, ranked_relevant=[], cited_relevant=[])
         return rec
     ranked = ranked[:depth]
-    by_id = {c.chunk_id: c.text for c in list(answer.retrieved) + list(ranked)}
-    cited: dict[str, str] = {}
+    by_id = {c.chunk_id: c.text for c in answer.retrieved}
+    cited: dict[str, str] = {}  # distinct cited chunks -> their text
     for c in answer.citations:
-        if c.chunk_id not in cited:
-            cited[c.chunk_id] = c.passage or by_id.get(c.chunk_id) or c.quote
+        cited.setdefault(c.chunk_id, c.passage or by_id.get(c.chunk_id) or c.quote)
     rel_ranked = relevance([c.text for c in ranked], case.evidence)
     rel_cited = dict(zip(cited, relevance(list(cited.values()), case.evidence)))
     rec["answer"] = answer.answer
@@ -538,10 +514,8 @@ def _run_case(case: Case, assistant, depth: int, judge: Judge | None, question_e
                          "relevant": r, "preview": _preview(c.text)}
                         for i, (c, r) in enumerate(zip(ranked, rel_ranked), start=1)]
     rec["passages"] = [c.chunk_id for c in answer.retrieved]  # what the answerer was given (k passages)
-    timings = {k: round(float(v), 2) for k, v in (answer.timings_ms or {}).items()}
-    timings["wall"] = round(wall, 2)
-    rec["timings_ms"] = timings
-    rec["latency_ms"] = round(wall, 2)
+    rec["timings_ms"] = {k: round(float(v), 2) for k, v in (answer.timings_ms or {}).items()}
+    rec["latency_ms"] = round(wall, 2)  # the wall time of ask(): what the latency metrics use
     if answer.note:
         rec["note"] = answer.note
     if answer.abstained and getattr(answer, "debug", ""):
@@ -779,7 +753,7 @@ def write_comparison(results: Sequence[EvalResult], overrides: dict[str, dict], 
     ax.set_xticks([x + width * (len(results) - 1) / 2 for x in range(len(keys))], keys, rotation=30, ha="right", fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_title("Quality (false_abstention_rate: lower is better)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax2 = fig.add_subplot(2, 1, 2)
     lat_keys = ["latency_p50_ms", "latency_p95_ms"]
     for i, r in enumerate(results):

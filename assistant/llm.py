@@ -15,8 +15,9 @@ so every one resolves to a passage the model saw, each cited sentence is
 checked against its passage (numbers, accent-folded word overlap, multilingual
 embedding similarity) and flagged when unsupported, and the model's fixed
 "not in the documents" sentence becomes an abstention. When the model cannot
-be used (unreachable, timeout, error, empty or uncited output) the user gets
-the extractive answer with a note saying why - never a stack trace or a hang.
+be used (unreachable, timeout, error, empty output, or an answer with no
+resolvable or no supported citation) the user gets the extractive answer with
+a note saying why - never a stack trace or a hang.
 Secrets (API keys, tokens) are never put in notes, logs or errors.
 """
 from __future__ import annotations
@@ -79,6 +80,10 @@ class LLMConfigError(LLMError):
 
 class LLMUnavailable(LLMError):
     """The backend failed to connect or timed out moments ago and is not called again yet."""
+
+
+class LLMUnusable(LLMError):
+    """The model answered, but nothing in its answer could be tied to the passages."""
 
 
 # --------------------------------------------------------------------------- secrets
@@ -170,13 +175,17 @@ def _read_prompt(path: str, mtime: float) -> PromptTemplate:
 
 
 def load_prompt(name: str, language: str = "en", directory: str | Path | None = None) -> PromptTemplate:
-    """``prompts/<name>_<language>.txt``, else ``<name>.txt``, else ``<name>_en.txt``."""
-    base = Path(directory) if directory else PROMPTS_DIR
-    for candidate in (f"{name}_{language}.txt", f"{name}.txt", f"{name}_en.txt"):
-        path = base / candidate
-        if path.is_file():
-            return _read_prompt(str(path), path.stat().st_mtime)
-    raise LLMConfigError(f"no prompt file for {name!r} in {base} (expected {name}_{language}.txt or {name}.txt)")
+    """``prompts/<name>_<language>.txt``, else ``<name>.txt``, else ``<name>_en.txt``.
+
+    Looked up in ``directory`` when given, else in the repository's ``prompts/`` folder, then ``./prompts``.
+    """
+    bases = [Path(directory)] if directory else [PROMPTS_DIR, Path.cwd() / "prompts"]
+    for base in bases:
+        for candidate in (f"{name}_{language}.txt", f"{name}.txt", f"{name}_en.txt"):
+            path = base / candidate
+            if path.is_file():
+                return _read_prompt(str(path), path.stat().st_mtime)
+    raise LLMConfigError(f"no prompt file for {name!r} in {bases[0]} (expected {name}_{language}.txt or {name}.txt)")
 
 
 # --------------------------------------------------------------------------- token budget
@@ -503,14 +512,15 @@ class ChatLlamaCppLocal(BaseChatModel):
     @staticmethod
     def _dicts(messages: list[BaseMessage]) -> list[dict]:
         roles = {"system": "system", "human": "user", "ai": "assistant"}
-        return [{"role": roles.get(m.type, "user"), "content": m.content if isinstance(m.content, str) else message_text(m.content)}
-                for m in messages]
+        return [{"role": roles.get(m.type, "user"),
+                 "content": m.content if isinstance(m.content, str) else message_text(m.content)} for m in messages]
 
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                 run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
         with self._lock:
             llama = self._load()
-            it = llama.create_chat_completion(messages=self._dicts(messages), max_tokens=kwargs.get("max_tokens", self.max_tokens),
+            it = llama.create_chat_completion(messages=self._dicts(messages),
+                                              max_tokens=kwargs.get("max_tokens", self.max_tokens),
                                               temperature=self.temperature, stop=stop, stream=True)
             count = 0
             try:
@@ -599,8 +609,7 @@ def make_chat_model(settings: Settings, **overrides: Any) -> BaseChatModel:
             raise LLMConfigError("set ASSISTANT_LLM_MODEL to the path of a GGUF file")
         if not Path(path).is_file():
             raise LLMConfigError(f"no GGUF file at {path}")
-        kwargs = dict(model_path=str(path), n_ctx=int(settings.llm_context_tokens), max_tokens=max_tokens, temperature=temp,
-                      n_threads=settings.embedding_threads or None)
+        kwargs = dict(model_path=str(path), n_ctx=int(settings.llm_context_tokens), max_tokens=max_tokens, temperature=temp)
         kwargs.update(overrides)
         return ChatLlamaCppLocal(**kwargs)
     if name == "huggingface":
@@ -612,8 +621,9 @@ def make_chat_model(settings: Settings, **overrides: Any) -> BaseChatModel:
         if not settings.llm_model and not settings.llm_base_url:
             raise LLMConfigError("set ASSISTANT_LLM_MODEL to a Hugging Face model id (e.g. Qwen/Qwen2.5-7B-Instruct)")
         token = (os.environ.get("HF_TOKEN") or os.environ.get("HUGGINGFACEHUB_API_TOKEN") or settings.llm_api_key or None)
-        ekw: dict[str, Any] = dict(max_new_tokens=max_tokens, temperature=max(temp, 0.01), timeout=max(1, math.ceil(timeout)),
-                                   huggingfacehub_api_token=token, task="conversational")
+        ekw: dict[str, Any] = dict(max_new_tokens=max_tokens, temperature=max(temp, 0.01),  # TGI rejects 0
+                                   timeout=max(1, math.ceil(timeout)), huggingfacehub_api_token=token,
+                                   task="conversational")
         if settings.llm_base_url:
             ekw["endpoint_url"] = settings.llm_base_url
         else:
@@ -660,7 +670,10 @@ def failure_reason(err: BaseException, settings: Settings) -> str:
     if status == 404 or "NotFoundError" in names:
         return "model or endpoint not found (HTTP 404)"
     if status:
-        return f"HTTP {status}"
+        body = getattr(err, "body", None)
+        detail = body.get("message") or body.get("detail") or body.get("error") if isinstance(body, dict) else None
+        detail = redact(str(detail or ""), settings).strip().replace("\n", " ")[:120]
+        return f"HTTP {status}: {detail}" if detail else f"HTTP {status}"
     if isinstance(err, ImportError):
         return f"a package is missing ({redact(str(err), settings)[:120]})"
     msg = redact(str(err), settings).strip().splitlines()[0] if str(err).strip() else ""
@@ -867,9 +880,15 @@ class LLMAnswerer:
         except Exception as err:  # noqa: BLE001 - every failure becomes the grounded answer with a note
             reason = failure_reason(err, self.settings)
             self._mark(err, reason)
-            log.warning("LLM backend %s failed: %s", describe_backend(self.settings), reason)
-            answer = self._fallback(retrieval, f"The language model ({describe_backend(self.settings)}) did not answer "
-                                    f"({reason}); this is the grounded extractive answer.")
+            where = describe_backend(self.settings)
+            if isinstance(err, LLMUnusable):
+                log.info("answer of %s not used: %s", where, reason)
+                note = (f"The language model's answer ({where}) was not used: {reason}; "
+                        "this is the grounded extractive answer.")
+            else:
+                log.warning("LLM backend %s failed: %s", where, reason)
+                note = f"The language model ({where}) did not answer ({reason}); this is the grounded extractive answer."
+            answer = self._fallback(retrieval, note)
             yield answer.answer
         yield self._finish(answer, t0)
 
@@ -898,22 +917,23 @@ class LLMAnswerer:
         if is_abstention(text, len(passages)):
             answer = self._abstained(retrieval, "the model replied that the passages do not contain the answer")
             return answer
-        # sentences and the markers each one carries (a run of markers alone belongs to the sentence before)
-        pieces: list[list] = []  # [sentence text, [marker numbers]]
+        # sentence spans (a run of markers alone belongs to the sentence before); text between them is kept as is
+        spans: list[list[int]] = []
         for s, e in sentence_spans(text):
-            sent = text[s:e]
-            if not MARKER.sub("", sent).strip(" \t.,;:!?") and pieces:
-                pieces[-1][0] += " " + sent
+            if spans and not MARKER.sub("", text[s:e]).strip(" \t.,;:!?"):
+                spans[-1][1] = e
                 continue
-            pieces.append([sent, []])
-        for piece in pieces:
-            piece[1] = [int(n) for n in MARKER.findall(piece[0])]
+            spans.append([s, e])
         cites: dict[int, Citation] = {}
         best_quote: dict[int, float] = {}
-        out_parts: list[str] = []
-        for sent, nums in pieces:
+        out: list[str] = []
+        pos = 0
+        for s, e in spans:
+            sent = text[s:e]
+            out.append(text[pos:s])
+            pos = e
             claim = MARKER.sub("", sent).strip()
-            valid = [n for n in dict.fromkeys(nums) if n in passages]
+            valid = [n for n in dict.fromkeys(int(x) for x in MARKER.findall(sent)) if n in passages]
             if not valid and len(re.findall(r"\w+", claim)) >= 3:
                 # repair: an uncited sentence gets the passage that supports it best, if one does
                 sups = {p.n: self.checker.check(claim, p) for p in passages.values()}
@@ -933,13 +953,16 @@ class LLMAnswerer:
                         best_quote[n] = sup.score
                     if not verdict[n]:
                         cites[n].supported = False
-            out_parts.append(sent)
-        body = " ".join(out_parts)
+            out.append(sent)
+        out.append(text[pos:])
+        body = "".join(out)
         body, citations, dropped = renumber(body, list(cites.values()))
         if dropped:
             log.info("dropped citation markers that match no passage: %s", sorted(set(dropped)))
         if not citations:
-            raise LLMError("its answer cites none of the passages, so it could not be checked")
+            raise LLMUnusable("it cites none of the passages, so it could not be checked")
+        if not any(c.supported for c in citations):
+            raise LLMUnusable("none of its cited sentences is supported by the passages it cites")
         return Answer(question=retrieval.question, answer=body, abstained=False, citations=citations,
                       retrieved=retrieval.chunks, standalone_question=retrieval.standalone, language=prepared.language,
                       backend=self.backend, unsupported=[c.n for c in citations if not c.supported])
@@ -974,8 +997,11 @@ class LLMAnswerer:
             if not _is_official_openai(self.settings.llm_base_url):
                 kw["extra_body"] = {"max_tokens": limit}
             return kw
-        if self.name == "ollama":
-            return {"num_predict": limit}
+        if self.name == "ollama":  # ChatOllama reads per-call limits only from a complete `options`
+            model = self.model
+            opts = {"num_ctx": getattr(model, "num_ctx", None), "temperature": getattr(model, "temperature", None),
+                    "num_predict": limit}
+            return {"options": {k: v for k, v in opts.items() if v is not None}}
         if self.name in ("llamacpp", "huggingface"):
             return {"max_tokens": limit}
         return {}
