@@ -59,7 +59,7 @@ class Chunker:
         return self._enc
 
     def settings_id(self) -> str:
-        return f"sentence-v1:{self.encoding_name}:{self.chunk_tokens}:{self.overlap_tokens}"
+        return f"sentence-v2:{self.encoding_name}:{self.chunk_tokens}:{self.overlap_tokens}"
 
     def count_tokens(self, text: str) -> int:
         return len(self.enc.encode_ordinary(text))
@@ -74,13 +74,17 @@ class Chunker:
         seen: dict[str, int] = {}
         for ordinal, (s, e, key) in enumerate(spans):
             text = doc.text[s:e]
-            th = text_hash(text)
+            page, section = key
+            context = " — ".join(dict.fromkeys(x.strip() for x in (doc.title, section) if x and x.strip()
+                                               and x.strip() not in text[:200]))
+            # the hash covers what is embedded: the same text under another heading gets its own vector
+            th = text_hash(f"{context}\n\n{text}" if context else text)
             dup = seen.get(th, 0)
             seen[th] = dup + 1
             bi = max(bisect.bisect_right(block_starts, s) - 1, 0)
-            page, section = key
             chunks.append(Chunk(id=chunk_id(source_key, th, dup), source=doc.source, text=text, start=s, end=e,
-                                text_hash=th, paragraph=bi + 1, page=page, section=section, ordinal=ordinal))
+                                text_hash=th, paragraph=bi + 1, page=page, section=section, ordinal=ordinal,
+                                context=context[:300]))
         return chunks
 
     def _sentences(self, doc: Document) -> list[_Sent]:

@@ -292,7 +292,7 @@ class Indexer:
         to_embed = [c for c in missing if c.text_hash not in reuse]
         vectors: dict[str, np.ndarray] = {}
         if to_embed:
-            texts = [c.text for c in to_embed]
+            texts = [c.embed_text for c in to_embed]
             step = 64
             for i in range(0, len(texts), step):
                 vecs = self.embedder.encode(texts[i:i + step])
@@ -311,7 +311,7 @@ class Indexer:
         kept = [c for c in chunks if c.id in present]
         if kept:
             store.update_metadata([c.id for c in kept], [c.metadata(file_hash[c.id]) for c in kept])
-        manifest.put_lex({c.id: lexical_tokens(c.text) for c in missing})
+        manifest.put_lex({c.id: lexical_tokens(c.embed_text) for c in missing})
         # 4. drop what the new versions no longer contain, then commit the files
         stale = []
         for w in batch:

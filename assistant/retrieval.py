@@ -77,7 +77,7 @@ class LexicalIndex:
         missing = [i for i in ids if i not in cache]
         if missing:  # chunks written by another machine (server mode) or a cold cache
             fetched = self.store.get(missing)
-            fresh = {cid: lexical_tokens(doc) for cid, (doc, _meta) in fetched.items()}
+            fresh = {cid: lexical_tokens(f"{meta.get('context', '')}\n\n{doc}") for cid, (doc, meta) in fetched.items()}
             cache.update(fresh)
             if self.manifest:
                 self.manifest.put_lex(fresh)

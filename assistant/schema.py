@@ -40,6 +40,12 @@ class Chunk:
     page: int | None = None
     section: str = ""
     ordinal: int = 0  # position of the chunk in its document
+    context: str = ""  # document title and section heading, embedded with the text
+
+    @property
+    def embed_text(self) -> str:
+        """What is embedded and indexed for BM25: the heading context, then the text."""
+        return f"{self.context}\n\n{self.text}" if self.context else self.text
 
     def metadata(self, file_hash: str) -> dict[str, Any]:
         meta: dict[str, Any] = {
@@ -54,6 +60,8 @@ class Chunk:
         }
         if self.page is not None:
             meta["page"] = self.page
+        if self.context:
+            meta["context"] = self.context
         return meta
 
 
