@@ -22,7 +22,6 @@ retrieved passages. Text in documents is only ever quoted, never obeyed.
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
 import math
 import re
 import threading
@@ -35,7 +34,7 @@ import numpy as np
 from .citations import Quote, make_citation, renumber
 from .retrieval import Retrieval
 from .schema import Answer, ScoredChunk
-from .text import STOP, detect_language, fold_accents, sentence_spans, stem
+from .text import STOP, detect_language, fold_accents, lexical_tokens, sentence_spans, stem, words_of, zipf
 
 # --------------------------------------------------------------------------- answer types
 AMOUNT, COUNT, PERSON, DATE, PLACE, ORDINAL, TECH = "amount", "count", "person", "date", "place", "ordinal", "technical"
@@ -91,6 +90,9 @@ def question_type(question: str) -> str | None:
     if re.search(r"\bhow much\b|\b(?:quel|quelle)s? (?:est le |etait le |a ete le )?(?:montant|somme|budget|cout|prix|enveloppe)\b|"
                  r"\bwhat (?:is|was) the (?:amount|budget|cost|price|sum)\b|\bwhat (?:amount|budget|sum)\b", q):
         return AMOUNT
+    # "When X, which command …": the which-clause is the question, the when-clause a condition
+    if re.search(r"\b(?:which|what|quel|quelle|quels|quelles)s? (?:[\w-]+ ){0,2}" + _TECH_NOUNS + r"\b", q):
+        return TECH
     if re.search(r"\bwhen\b|\bquand\b|\b(?:what|which) (?:year|date|day|month)\b|\b(?:quelle|en quelle) (?:annee|date)\b|"
                  r"\bquel jour\b|\ba quelle date\b", q):
         return DATE
@@ -99,8 +101,6 @@ def question_type(question: str) -> str | None:
         return PLACE
     if re.search(r"\b(?:which|what) (?:edition|rank|place|position)\b|\b(?:quelle|quel) (?:edition|rang|place)\b", q):
         return ORDINAL
-    if re.search(r"\b(?:which|what|quel|quelle|quels|quelles)s? (?:[\w-]+ ){0,2}" + _TECH_NOUNS + r"\b", q):
-        return TECH
     if re.search(r"\b(?:who|whom|whose)\b|(?:^|\s)(?:qui|avec qui|a qui|de qui|par qui)\s", q) and not re.search(r"\bqu'est-ce qui\b", q):
         return PERSON
     if re.search(r"\b(?:which|what|quel|quelle)s? (?:[a-z-]+ ){0,2}" + _ROLES + r"\b", q):
@@ -185,31 +185,33 @@ class Term:
     rare: bool = False  # not an English or French word: must occur in the passages, like a name
 
 
-_FOCUS = re.compile(r"\b(?:which|what|quel|quelle|quels|quelles|lequel|laquelle)\s+((?:[^\W\d_][\w'-]*\s*){1,2})", re.I)
+_FOCUS = re.compile(r"\b(?:which|what|quel|quelle|quels|quelles|lequel|laquelle)\s+((?:[^\W\d_][\w'-]*\s*){1,3})", re.I)
+
+
+_HEAD_NOUNS = re.compile(r"^(?:" + _TECH_NOUNS + "|" + _ROLES + r")$")
+_FOCUS_STOP = frozenset("must can could should would will shall may might do does did is are was were has have had "
+                        "from in on at of for to with by about into".split())
 
 
 def focus_words(question: str) -> list[str]:
     """The "which X"/"quel X" phrase, the thing asked about: "which Qatari minister" -> [qatari, minister].
 
-    The last word is the head noun."""
+    The head noun comes last in English ("Qatari minister") and first in French ("montant alloué")."""
     out: list[str] = []
     for m in _FOCUS.finditer(question):
-        for w in m.group(1).split():
+        for w in m.group(1).split()[:3]:
             k = fold_accents(w).lower()
-            if k in STOP or k in _QWORDS:
+            if k in STOP or k in _QWORDS or k in _FOCUS_STOP or "'" in k:
                 break
+            if out and k.endswith(("s", "ed")) and not _HEAD_NOUNS.match(k) and detect_language(question) == "en":
+                break  # "which RFC describes …": a verb, not part of the phrase
             out.append(k)
         if out:
             break
+    if out and detect_language(question) == "fr":
+        out = [out[0]] + [w for w in out[1:] if not _HEAD_NOUNS.match(w)] if len(out) > 1 else out
+        out = out[1:] + out[:1]  # keep the head (first word in French) last, where the callers look for it
     return out
-
-
-@lru_cache(maxsize=100_000)
-def zipf(word: str) -> float:
-    """How common a word is in English or French (wordfreq's Zipf scale: 0 unknown, ~3 rare, 6+ very common)."""
-    from wordfreq import zipf_frequency
-
-    return max(zipf_frequency(word, "en"), zipf_frequency(word, "fr"))
 
 
 def term_weight(key: str) -> float:
@@ -225,21 +227,6 @@ def is_rare(key: str) -> bool:
     return len(key) >= 4 and zipf(key) == 0 and not key.isdigit()
 
 
-def words_of(text: str) -> list[str]:
-    """Folded words of a text, hyphenated words both whole and split ("ssh-keygen", "ssh", "keygen")."""
-    out: list[str] = []
-    for w in _TERM_RE.findall(text.replace("’", "'")):
-        w = fold_accents(w).lower()
-        w = re.sub(r"^(?:l|d|qu|n|s|c|j|m|t|jusqu|lorsqu)'", "", w)
-        w = re.sub(r"'s$", "", w).strip("'-")
-        if not w:
-            continue
-        out.append(w)
-        if "-" in w:
-            out.extend(p for p in w.split("-") if p)
-    return out
-
-
 def key_terms(question: str) -> list[Term]:
     terms: list[Term] = []
     seen: set[str] = set()
@@ -250,9 +237,12 @@ def key_terms(question: str) -> list[Term]:
         word = re.sub(r"'s$", "", word).strip("'-")
         parts = [word]
         if "-" in word:
+            # compounds: "a-t-il", "capital-risque", "VT100-style", "ssh-keygen": the parts carry the meaning; the
+            # whole is kept as an extra (never required) term when it is a technical name
             whole = fold_accents(word).lower()
-            # compounds of ordinary words are split ("a-t-il", "capital-risque"); technical names stay whole too
-            parts = ([word] if is_rare(whole.replace("-", "")) or word[:1].isupper() else []) + word.split("-")
+            parts = word.split("-")
+            if is_rare(whole.replace("-", "")) or word[:1].isupper():
+                parts = parts + [word]
         for part in parts:
             key = fold_accents(part).lower().strip("'")
             if len(key) < 2 or key in STOP or key in _QWORDS or key in seen:
@@ -265,8 +255,10 @@ def key_terms(question: str) -> list[Term]:
                 weight = max(weight, 1.5)
             if key in focus:
                 weight *= 1.5
-            terms.append(Term(part, key, stem(key), weight, proper, bool(focus) and key == focus[-1], key in focus,
-                              rare=is_rare(surface.replace("-", "")) and is_rare(key.replace("-", ""))))
+            compound = "-" in key
+            terms.append(Term(part, key, stem(key), weight * (0.5 if compound else 1.0), proper and not compound,
+                              bool(focus) and key == focus[-1], key in focus,
+                              rare=not compound and is_rare(surface) and is_rare(key)))
     return terms
 
 
@@ -349,6 +341,7 @@ class Candidate:
     injected: bool = False
     focus_ok: bool = True
     phrase_ok: bool = False
+    neighbours: set = field(default_factory=set)  # words of the previous and next sentences of the same passage
 
 
 class ExtractiveAnswerer:
@@ -366,8 +359,11 @@ class ExtractiveAnswerer:
     TRANSLATION_SIM = 0.92
     TRANSLATION_MARGIN = 0.02
 
-    def __init__(self, embedder, threshold: float = 0.5, max_sentences: int = 2, cache: VectorCache | None = None):
+    def __init__(self, embedder, threshold: float = 0.4, max_sentences: int = 2, cache: VectorCache | None = None,
+                 lexicon=None, vocabulary=None):
         self.embedder = embedder
+        self.lexicon = lexicon
+        self.vocabulary = vocabulary  # callable -> the corpus's BM25 vocabulary (stems), or None when unknown
         self.threshold = threshold
         self.max_sentences = max(1, min(3, max_sentences))
         self.cache = cache or VectorCache(embedder)
@@ -397,11 +393,14 @@ class ExtractiveAnswerer:
                         standalone_question=retrieval.standalone, language=lang)
         if not cands:
             return self._abstain(answer, t0, "nothing retrieved")
-        trans = self._score(cands, terms, kind, counted, retrieval.standalone)
+        trans = self._score(cands, terms, kind, counted, retrieval.standalone, retrieval.translations)
         self.last_candidates = (terms, kind, cands)  # for `ask --explain` and debugging
         # every name in the question must appear somewhere in what was retrieved
         context_words = {w for c in cands for w in c.folded_words}
-        missing_names = [t for t in terms if (t.proper or t.rare) and t.weight >= 1.0 and not self._credit(t, context_words, trans)]
+        missing_names = [t for t in terms if t.proper and t.weight >= 1.0 and not self._credit(t, context_words, trans)]
+        # a product or command name the question depends on must at least exist in the corpus ("usrmerge")
+        missing_names += [t for t in terms if t.rare and not t.proper and t.weight >= 1.0
+                          and not self._credit(t, context_words, trans) and not self._in_corpus(t)]
         best = max(cands, key=lambda c: c.score)
         usable = [c for c in cands if c.type_ok and not c.injected and c.coverage >= self.threshold]
         if missing_names or not usable:
@@ -455,6 +454,9 @@ class ExtractiveAnswerer:
                     continue
                 seen.add(key)
                 cand = Candidate(Quote(ch, s, e), rank, text, words_of(text))
+                prev_s = spans[i - 1] if i > 0 else None
+                next_s = spans[i + 1] if i + 1 < len(spans) else None
+                cand.neighbours = {w for sp in (prev_s, next_s) if sp for w in words_of(ch.text[sp[0]:sp[1]])}
                 cand.injected = bool(_INJECTION.search(fold_accents(text)))
                 out.append(cand)
         return out
@@ -463,10 +465,18 @@ class ExtractiveAnswerer:
     def _credit(t: Term, words: set[str], trans: dict[str, dict[str, float]]) -> float:
         if t.key in words or any(stem(w) == t.stem for w in words):
             return 1.0
+        if any(w.startswith(t.key) and w[len(t.key):].isdigit() for w in words):
+            return 1.0  # "RFC" ~ "rfc1321", "CP" ~ "cp437"
         if t.rare:
             return 0.0  # product and command names are not translated
         best = max((s for w, s in trans[t.key].items() if w in words), default=0.0)
         return 0.9 * best
+
+    def _in_corpus(self, t: Term) -> bool:
+        if self.vocabulary is None:
+            return False
+        vocab = self.vocabulary()
+        return vocab is None or all(tok in vocab for tok in lexical_tokens(t.key))
 
     def _together(self, phrase: list[Term], words: list[str], trans: dict[str, dict[str, float]], window: int = 4) -> bool:
         """Do all words of the "which X" phrase occur close together ("Qatari minister" ~ "ministre qatari")?"""
@@ -480,14 +490,22 @@ class ExtractiveAnswerer:
         return any(all(any(abs(p - q) <= window for q in other) for other in positions[1:]) for p in first)
 
     def _score(self, cands: list[Candidate], terms: list[Term], kind: str | None, counted: str | None,
-               query: str) -> dict[str, dict[str, float]]:
+               query: str, lexicon: dict[str, dict[str, float]] | None = None) -> dict[str, dict[str, float]]:
         """Score candidates in place; returns the translations found for each question term."""
         # 1. term matches: exact/stem, else translation through word embeddings
         vocab = sorted({w for c in cands for w in c.folded_words if len(w) > 2 and w not in STOP})
         stems = {w: stem(w) for w in vocab}
         # a term may occur verbatim in one sentence and translated in another ("Morocco"/"Maroc"): look up all
         trans: dict[str, dict[str, float]] = {t.key: {} for t in terms}
-        if terms and vocab:
+        if self.lexicon is not None and self.lexicon.load():
+            # translations against the whole corpus vocabulary (the retriever already looked most of them up)
+            known = dict(lexicon or {})
+            missing = [t.key for t in terms if t.key not in known]
+            if missing:
+                known.update(self.lexicon.translate(missing))
+            for t in terms:
+                trans[t.key] = {w: s for w, s in known.get(t.key, {}).items() if stem(w) != t.stem}
+        elif terms and vocab:
             vecs = self.cache.word_vectors([t.key for t in terms] + vocab)
             V = np.stack([vecs[w] for w in vocab])
             for t in terms:
@@ -515,6 +533,9 @@ class ExtractiveAnswerer:
             got = 0.0
             for t in terms:
                 credit = self._credit(t, words, trans)
+                if not credit and c.neighbours:
+                    # the term is in the sentence before or after ("… the smartd daemon. Install smartmontools.")
+                    credit = 0.6 * self._credit(t, c.neighbours, trans)
                 if not credit and t.proper:
                     # a name nearby: same passage (the sentence may say "she"), same document
                     credit = 0.6 * self._credit(t, chunk_words[c.quote.chunk.chunk_id], trans) or \

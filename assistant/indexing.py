@@ -51,6 +51,7 @@ class IndexReport:
     seconds: float = 0.0
     rebuilt: str = ""  # reason, when the whole index was rebuilt
     repaired: int = 0  # orphan chunks removed after an interrupted run
+    words: int = 0  # new words embedded into the cross-lingual lexicon
 
     def to_json(self) -> dict:
         out = {
@@ -116,6 +117,10 @@ class Indexer:
         self.loader = loader or DocumentLoader(max_file_mb=settings.max_file_mb)
         self.chunker = chunker or Chunker(settings.chunk_tokens, settings.chunk_overlap)
         self._manifest: Manifest | None = None
+        from .lexicon import Lexicon
+
+        self.lexicon = Lexicon(self.store.local_path("lexicon"), self.embedder)
+        self._new_words: set[str] = set()
 
     @property
     def manifest(self) -> Manifest:
@@ -150,6 +155,16 @@ class Indexer:
             bars.start(len(work), "files")
             self._process(work, records, report, bars)
             self._remove(gone, report)
+            if not self._new_words and not self.lexicon.load() and self.store.count():
+                # an index built before the lexicon existed (or whose lexicon was lost): build it once from the store
+                from .lexicon import dictionary_words
+
+                for doc, meta in self.store.get(self.store.all_ids()).values():
+                    self._new_words |= dictionary_words(f"{meta.get('context', '')}\n\n{doc}")
+            if self._new_words:  # the cross-lingual word bridge grows with the corpus vocabulary
+                bars.stage("lexicon", len(self._new_words))
+                report.words = self.lexicon.add(self._new_words)
+                self._new_words = set()
             bars.close()
             live = {cid for r in manifest.files().values() for cid in r.chunk_ids}
             report.total = len(live)
@@ -188,6 +203,7 @@ class Indexer:
         if reason:
             self.store.reset()
             manifest.clear()
+            self.lexicon.clear()
             report.rebuilt = reason
             return
         if manifest.get_meta("state") == "indexing":  # the previous run did not finish
@@ -312,6 +328,10 @@ class Indexer:
         if kept:
             store.update_metadata([c.id for c in kept], [c.metadata(file_hash[c.id]) for c in kept])
         manifest.put_lex({c.id: lexical_tokens(c.embed_text) for c in missing})
+        from .lexicon import dictionary_words
+
+        for c in missing:
+            self._new_words |= dictionary_words(c.embed_text)
         # 4. drop what the new versions no longer contain, then commit the files
         stale = []
         for w in batch:
@@ -376,6 +396,10 @@ class _Bars:
             self.cbar.update(n)
         if self.callback:
             self.callback("chunks", self.done_chunks, 0)
+
+    def stage(self, name: str, total: int) -> None:
+        if self.callback:
+            self.callback(name, 0, total)
 
     def close(self) -> None:
         for b in (self.fbar, self.cbar):

@@ -58,11 +58,15 @@ class Assistant:
         self.embedder = embedder or make_embedder(self.settings)
         self.store = ChunkStore(self.settings, self.embedder)
         self.lexical = LexicalIndex(self.store)
-        self.retriever = HybridRetriever(self.store, self.embedder, self.lexical, k=self.settings.k,
+        from .lexicon import Lexicon
+
+        self.lexicon = Lexicon(self.store.local_path("lexicon"), self.embedder)
+        self.retriever = HybridRetriever(self.store, self.embedder, self.lexical, k=self.settings.k, lexicon=self.lexicon,
                                          hybrid=self.settings.hybrid, history_turns=self.settings.history_turns)
         self.cache = cache if cache is not None else VectorCache(self.embedder)  # share one between assistants with the same embedder
         self.extractive = ExtractiveAnswerer(self.embedder, threshold=self.settings.abstain_threshold,
-                                             max_sentences=self.settings.max_answer_sentences, cache=self.cache)
+                                             max_sentences=self.settings.max_answer_sentences, cache=self.cache,
+                                             lexicon=self.lexicon, vocabulary=self.lexical.vocabulary)
         self._llm = None
         self._llm_lock = threading.Lock()
         self._indexer = None

@@ -29,7 +29,7 @@ import numpy as np
 
 from .schema import ScoredChunk
 from .store import ChunkStore, Manifest
-from .text import LEXICAL_VERSION, detect_language, lexical_tokens
+from .text import LEXICAL_VERSION, STOP, detect_language, lexical_tokens, words_of
 
 # --------------------------------------------------------------------------- BM25
 
@@ -143,6 +143,13 @@ class LexicalIndex:
         hits = [(ids[i], float(scores[i])) for i in top if scores[i] > 0]
         return hits, len(known) / len(tokens)
 
+    def vocabulary(self) -> dict | None:
+        """The corpus's lexical vocabulary (stemmed tokens), or None when there is no index."""
+        loaded = self.load()
+        if not loaded or loaded[1] is None:
+            return None
+        return loaded[1].vocab_dict
+
     def live_ids(self) -> set[str] | None:
         loaded = self.load()
         if not loaded:
@@ -209,6 +216,7 @@ class Retrieval:
     timings_ms: dict[str, float] = field(default_factory=dict)
     language: str = "en"
     context: str = ""  # for follow-ups: the recent turns the question refers to (user questions and last answer)
+    translations: dict[str, dict[str, float]] | None = None  # question word -> corpus words (cross-lingual lexicon)
 
 
 class HybridRetriever:
@@ -222,7 +230,7 @@ class HybridRetriever:
     RRF_K = 60
 
     def __init__(self, store: ChunkStore, embedder, lexical: LexicalIndex | None = None, k: int = 5,
-                 hybrid: str = "auto", history_turns: int = 2):
+                 hybrid: str = "auto", history_turns: int = 2, lexicon=None):
         if hybrid not in ("auto", "on", "off"):
             raise ValueError("hybrid must be auto, on or off")
         self.store = store
@@ -231,6 +239,11 @@ class HybridRetriever:
         self.k = k
         self.hybrid = hybrid
         self.history_turns = history_turns
+        if lexicon is None:
+            from .lexicon import Lexicon
+
+            lexicon = Lexicon(store.local_path("lexicon"), embedder)
+        self.lexicon = lexicon
         self._gen_checked = 0.0
         self._gen_lock = threading.Lock()
 
@@ -272,10 +285,16 @@ class HybridRetriever:
         if live is not None:  # read a consistent snapshot while an indexing run writes
             dense = [d for d in dense if d.chunk_id in live]
         t_dense = time.perf_counter()
+        # translate the question's words into the corpus's words (both ways: EN->FR, FR->EN)
+        words = [w for w in dict.fromkeys(words_of(standalone)) if w not in STOP and len(w) > 2 and not w.isdigit()]
+        translations = self.lexicon.translate(words) if words else {}
+        t_trans = time.perf_counter()
         lex_hits: list[tuple[str, float]] = []
         weight = 0.0
         if self.hybrid != "off":
             tokens = lexical_tokens(standalone)
+            extra = [t for w, tr in translations.items() for t in lexical_tokens(" ".join(list(tr)[:2]))]
+            tokens += [t for t in dict.fromkeys(extra) if t not in tokens]
             lex_hits, coverage = self.lexical.search(tokens, n_cand)
             weight = self.lexical_weight(lang, coverage)
         t_lex = time.perf_counter()
@@ -302,10 +321,11 @@ class HybridRetriever:
             sc.lexical_score = lex_score.get(cid)
             out.append(sc)
         t_end = time.perf_counter()
-        timings = {"embed": (t_embed - t0) * 1000, "dense": (t_dense - t_embed) * 1000, "lexical": (t_lex - t_dense) * 1000,
-                   "retrieve": (t_end - t0) * 1000}
+        timings = {"embed": (t_embed - t0) * 1000, "dense": (t_dense - t_embed) * 1000,
+                   "translate": (t_trans - t_dense) * 1000, "lexical": (t_lex - t_trans) * 1000, "retrieve": (t_end - t0) * 1000}
         context = ""
         if standalone != question and history:
             last_answer = next((_text(t.get("content")) for t in reversed(history) if t.get("role") == "assistant"), "")
             context = standalone[len(question):] + " " + re.sub(r"\[\d+\]", "", last_answer)
-        return Retrieval(question, standalone, out, timings, lang, context.strip())
+        return Retrieval(question, standalone, out, timings, lang, context.strip(),
+                         translations if self.lexicon.load() else None)

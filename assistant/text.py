@@ -201,3 +201,29 @@ def lexical_tokens(text: str, stemming: bool = True) -> list[str]:
             continue
         out.append(stem(tok) if stemming and not tok[0].isdigit() else tok)
     return out
+
+
+@lru_cache(maxsize=100_000)
+def zipf(word: str) -> float:
+    """How common a word is in English or French (wordfreq's Zipf scale: 0 unknown, ~3 rare, 6+ very common)."""
+    from wordfreq import zipf_frequency
+
+    return max(zipf_frequency(word, "en"), zipf_frequency(word, "fr"))
+
+
+_TERM_RE = re.compile(r"[^\W_][\w'’-]*", re.UNICODE)
+
+
+def words_of(text: str) -> list[str]:
+    """Folded words of a text, hyphenated words both whole and split ("ssh-keygen", "ssh", "keygen")."""
+    out: list[str] = []
+    for w in _TERM_RE.findall(text.replace("’", "'")):
+        w = fold_accents(w).lower()
+        w = re.sub(r"^(?:l|d|qu|n|s|c|j|m|t|jusqu|lorsqu)'", "", w)
+        w = re.sub(r"'s$", "", w).strip("'-")
+        if not w:
+            continue
+        out.append(w)
+        if "-" in w:
+            out.extend(p for p in w.split("-") if p)
+    return out

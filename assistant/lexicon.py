@@ -1,0 +1,159 @@
+"""A cross-lingual word bridge built from the corpus itself.
+
+BM25 over French documents finds almost nothing for an English question
+("allocate" never occurs in French text), and an extractive answerer cannot
+check that a French sentence contains what an English question asks about.
+A bilingual dictionary would fix both, but none ships offline. The multilingual
+embedding model is one: single words embedded by multilingual-e5 land next to
+their translations ("Morocco"/"Maroc" cosine 0.949, "ambassador"/"ambassadeur"
+0.951) while unrelated words stay around 0.88-0.91.
+
+At index time every dictionary word of the corpus (a word that ``wordfreq``
+knows in English or French; identifiers and names need no translation) is
+embedded once and stored as float16 next to the index. At query time a
+question word is translated to the corpus words whose cosine is high in
+absolute terms *and* stands out from the word's ten nearest neighbours (so that
+"Spain" does not become "Maroc": countries are all ~0.91 from each other).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from .text import STOP, fold_accents
+
+_WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
+
+# Calibrated for multilingual-e5 on English/French pairs (see the module docstring).
+TRANSLATION_SIM = 0.92
+TRANSLATION_MARGIN = 0.02
+
+
+def dictionary_words(text: str) -> set[str]:
+    """Folded, lower-case words of a text that are real English or French words."""
+    from .text import zipf
+
+    out = set()
+    for w in _WORD.findall(text):
+        low = w.lower()
+        key = fold_accents(low)
+        if key in STOP or len(key) < 3:
+            continue
+        if zipf(low) > 0 or zipf(key) > 0:
+            out.add(key)
+    return out
+
+
+class Lexicon:
+    """Corpus words and their embeddings (``<index>/lexicon/``)."""
+
+    def __init__(self, root: Path, embedder):
+        self.root = Path(root)
+        self.embedder = embedder
+        self._lock = threading.RLock()
+        self._words: list[str] | None = None
+        self._index: dict[str, int] = {}
+        self._vectors: np.ndarray | None = None
+        self._vectors32: np.ndarray | None = None
+        self._mtime = 0.0
+
+    # --- persistence -------------------------------------------------------------
+    def _paths(self):
+        return self.root / "words.json", self.root / "vectors.npy", self.root / "meta.json"
+
+    def load(self) -> bool:
+        words_p, vec_p, meta_p = self._paths()
+        with self._lock:
+            try:
+                mtime = meta_p.stat().st_mtime
+            except OSError:
+                return False
+            if self._words is not None and mtime == self._mtime:
+                return True
+            try:
+                meta = json.loads(meta_p.read_text())
+                if meta.get("embedder") != self.embedder.model_id:
+                    return False
+                words = json.loads(words_p.read_text())
+                vectors = np.load(vec_p, mmap_mode="r")
+            except (OSError, ValueError):
+                return False
+            if len(words) != len(vectors):
+                return False
+            self._words, self._vectors, self._mtime = words, vectors, mtime
+            self._vectors32 = None
+            self._index = {w: i for i, w in enumerate(words)}
+            return True
+
+    def __len__(self) -> int:
+        return len(self._words or [])
+
+    def add(self, words: set[str], batch: int = 2048) -> int:
+        """Embed the words not yet known and persist; returns how many were added."""
+        with self._lock:
+            if not self.load():
+                self._words, self._vectors, self._index = [], np.zeros((0, 0), np.float16), {}
+            new = sorted(w for w in words if w not in self._index)
+            if not new:
+                return 0
+            parts = [np.asarray(self._vectors, dtype=np.float16)] if len(self._words) else []
+            for i in range(0, len(new), batch):
+                parts.append(self.embedder.encode(new[i:i + batch]).astype(np.float16))
+            vectors = np.concatenate(parts) if len(parts) > 1 else parts[0]
+            words_all = self._words + new
+            self._save(words_all, vectors)
+            return len(new)
+
+    def _save(self, words: list[str], vectors: np.ndarray) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        words_p, vec_p, meta_p = self._paths()
+        tmp = f".tmp{os.getpid()}"
+        np.save(str(vec_p) + tmp + ".npy", vectors)
+        Path(str(words_p) + tmp).write_text(json.dumps(words, ensure_ascii=False))
+        os.replace(str(vec_p) + tmp + ".npy", vec_p)
+        os.replace(str(words_p) + tmp, words_p)
+        meta_tmp = Path(str(meta_p) + tmp)
+        meta_tmp.write_text(json.dumps({"embedder": self.embedder.model_id, "n": len(words)}))
+        os.replace(meta_tmp, meta_p)
+        self._words = None  # reload (memory-mapped) on next use
+        self.load()
+
+    def clear(self) -> None:
+        import shutil
+
+        with self._lock:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self._words, self._vectors, self._index = None, None, {}
+
+    # --- lookup ------------------------------------------------------------------
+    def translate(self, terms: list[str], vectors: np.ndarray | None = None, top: int = 4) -> dict[str, dict[str, float]]:
+        """For each (folded) term, corpus words that are its translations or close variants, with cosines."""
+        out: dict[str, dict[str, float]] = {t: {} for t in terms}
+        if not terms or not self.load() or not len(self._words):
+            return out
+        if vectors is None:
+            vectors = self.embedder.encode(terms)
+        with self._lock:
+            if self._vectors32 is None:  # float16 on disk, float32 in memory for fast products
+                self._vectors32 = np.asarray(self._vectors, dtype=np.float32)
+            V = self._vectors32
+        sims = np.asarray(vectors, dtype=np.float32) @ V.T
+        from .text import stem
+
+        for row, term in zip(sims, terms):
+            # inflections of the term itself ("method" -> "methods") match lexically anyway; leave them out of both
+            # the candidates and the neighbourhood baseline, so real translations ("méthode") can stand out
+            order = np.argsort(-row)[:60]
+            others = [j for j in order if stem(self._words[j]) != stem(term) and self._words[j] != term]
+            if not others:
+                continue
+            near = float(np.mean(row[others[:10]]))
+            for j in others[:top * 3]:
+                if row[j] >= TRANSLATION_SIM and row[j] - near >= TRANSLATION_MARGIN and len(out[term]) < top:
+                    out[term][self._words[j]] = float(row[j])
+        return out
