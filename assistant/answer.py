@@ -185,7 +185,17 @@ class Term:
     rare: bool = False  # not an English or French word: must occur in the passages, like a name
 
 
-_FOCUS = re.compile(r"\b(?:which|what|quel|quelle|quels|quelles|lequel|laquelle)\s+((?:[^\W\d_][\w'-]*\s*){1,3})", re.I)
+_FOCUS = re.compile(r"\b(?:which|what|quel|quelle|quels|quelles|lequel|laquelle)\s+"
+                    r"(?:(?:is|are|was|were|est|sont|etait|était|etaient|étaient)\s+)?(?:(?:the|le|la|les|l['’])\s*)?"
+                    r"((?:[^\W\d_][\w'-]*\s*){1,3})", re.I)
+# Nouns naming a property of something ("the population of Qatar"): when no passage states that property, the
+# value is not in the documents, however much else matches.
+_ATTRIBUTES = frozenset(fold_accents(w) for w in """
+population populations capital capitale superficie area size taille height hauteur length longueur width largeur
+weight poids age âge price prix cost coût salary salaire revenue revenu turnover altitude depth profondeur distance
+duration durée speed vitesse temperature température rate taux percentage pourcentage score phone téléphone email
+website density densité volume diameter diamètre founder fondateur birthday anniversaire motto devise currency monnaie
+""".split())
 
 
 _HEAD_NOUNS = re.compile(r"^(?:" + _TECH_NOUNS + "|" + _ROLES + r")$")
@@ -318,9 +328,14 @@ class VectorCache:
 
 
 # --------------------------------------------------------------------------- the answerer
-_INJECTION = re.compile(r"\b(?:ignore|disregard|oublie[zr]?|ignore[zr]?)\b.{0,40}\b(?:instructions?|consignes?|prompt|rules|regles)\b|"
-                        r"\b(?:system prompt|you are (?:an? )?(?:ai|assistant|chatbot)|tu es un assistant|vous etes un assistant)\b",
-                        re.I)
+# Text addressed to an AI rather than to a reader. A paragraph containing it is untrusted as a whole: none of its
+# sentences is quoted as an answer (documents are data, never instructions).
+_INJECTION = re.compile(
+    r"\b(?:ignore|disregard|forget|oublie[zr]?|ignore[zr]?)\b.{0,40}\b(?:instructions?|consignes?|prompts?|rules|regles|directives?)\b"
+    r"|\b(?:system prompt|prompt systeme|you are (?:an? )?(?:ai|assistant|chatbot|language model)|as an ai\b"
+    r"|tu es un assistant|vous etes un assistant|en tant qu'ia)\b"
+    r"|\b(?:answer|respond|reply) (?:every|all|each|any) (?:question|query)|\b(?:say|answer|respond) (?:that|this) instead\b"
+    r"|\breponds? (?:a )?(?:toutes|chaque) (?:les )?questions?|\b(?:new|nouvelles?) instructions?\b", re.I)
 NOT_FOUND = {
     "en": "The documents do not contain the answer to this question.",
     "fr": "Les documents ne contiennent pas la réponse à cette question.",
@@ -403,6 +418,9 @@ class ExtractiveAnswerer:
                           and not self._credit(t, context_words, trans) and not self._in_corpus(t)]
         best = max(cands, key=lambda c: c.score)
         usable = [c for c in cands if c.type_ok and not c.injected and c.coverage >= self.threshold]
+        attribute = [t for t in terms if t.focus and t.key in _ATTRIBUTES]
+        if attribute and kind in (None, COUNT):
+            usable = [c for c in usable if c.focus_ok]
         if missing_names or not usable:
             why = ("names not found: " + ", ".join(t.surface for t in missing_names)) if missing_names else \
                   f"no sentence gives the {kind or 'answer'} with enough of the question's terms (best coverage {best.coverage:.2f})"
@@ -445,6 +463,9 @@ class ExtractiveAnswerer:
         for rank, ch in enumerate(chunks):
             base = int((ch.metadata or {}).get("start", 0) or 0)
             spans = sentence_spans(ch.text)
+            # paragraphs of this passage that talk to the assistant: [start, end) ranges
+            tainted = [(m.start(), m.end()) for m in re.finditer(r"(?:[^\n]|\n(?!\s*\n))+", ch.text)
+                       if _INJECTION.search(fold_accents(m.group(0)))]
             for i, (s, e) in enumerate(spans):
                 if i + 1 < len(spans) and _introduces(ch.text[s:e]) and spans[i + 1][1] - spans[i + 1][0] <= 200:
                     e = spans[i + 1][1]  # "… with the following command:" + the command itself
@@ -457,7 +478,7 @@ class ExtractiveAnswerer:
                 prev_s = spans[i - 1] if i > 0 else None
                 next_s = spans[i + 1] if i + 1 < len(spans) else None
                 cand.neighbours = {w for sp in (prev_s, next_s) if sp for w in words_of(ch.text[sp[0]:sp[1]])}
-                cand.injected = bool(_INJECTION.search(fold_accents(text)))
+                cand.injected = any(a <= s < b for a, b in tainted) or bool(_INJECTION.search(fold_accents(text)))
                 out.append(cand)
         return out
 

