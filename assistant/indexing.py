@@ -142,7 +142,7 @@ class Indexer:
         report = IndexReport()
         bars = _Bars(show_progress if show_progress is not None else sys.stderr.isatty(), progress)
         with index_lock(self.settings.index_path):
-            self._prepare(rebuild, report)
+            unfinished = self._prepare(rebuild, report)
             files, ignored = discover(paths, exclude=[self.settings.index_path])
             report.ignored = [str(p) for p in ignored]
             manifest = self.manifest
@@ -155,8 +155,9 @@ class Indexer:
             bars.start(len(work), "files")
             self._process(work, records, report, bars)
             self._remove(gone, report)
-            if not self._new_words and not self.lexicon.load() and self.store.count():
-                # an index built before the lexicon existed (or whose lexicon was lost): build it once from the store
+            if (unfinished or not self._new_words and not self.lexicon.load()) and self.store.count():
+                # an index built before the lexicon existed (or whose lexicon was lost), or a run that was killed before
+                # it saved its new words: add the words of every stored chunk (only the unknown ones are embedded)
                 from .lexicon import dictionary_words
 
                 for doc, meta in self.store.get(self.store.all_ids()).values():
@@ -170,7 +171,8 @@ class Indexer:
             report.total = len(live)
             from .retrieval import LexicalIndex
 
-            changed = report.added or report.updated or report.removed or report.rebuilt or report.repaired
+            # after an interrupted run the snapshot may predate chunks that run committed: always rebuild it then
+            changed = report.added or report.updated or report.removed or report.rebuilt or report.repaired or unfinished
             lex = LexicalIndex(self.store, manifest)
             if changed or not lex.exists():
                 gen = self.store.generation() + 1
@@ -181,8 +183,8 @@ class Indexer:
         return report
 
     # ------------------------------------------------------------------
-    def _prepare(self, rebuild: bool, report: IndexReport) -> None:
-        """Rebuild when asked or when settings changed; repair an interrupted run."""
+    def _prepare(self, rebuild: bool, report: IndexReport) -> bool:
+        """Rebuild when asked or when settings changed; repair an interrupted run (returns True after one)."""
         manifest = self.manifest
         want = self.settings_fingerprint()
         have = {k: manifest.get_meta(k) for k in want}
@@ -205,7 +207,7 @@ class Indexer:
             manifest.clear()
             self.lexicon.clear()
             report.rebuilt = reason
-            return
+            return False
         if manifest.get_meta("state") == "indexing":  # the previous run did not finish
             records = manifest.files()
             known = set()
@@ -216,6 +218,8 @@ class Indexer:
             if orphans:
                 self.store.delete(orphans)
             report.repaired = len(orphans)
+            return True
+        return False
 
     def _plan(self, files: list[Path], records: dict[str, FileRecord], report: IndexReport) -> tuple[list[_Work], set[str]]:
         work: list[_Work] = []

@@ -258,7 +258,13 @@ class HybridRetriever:
             return
         with self._gen_lock:
             self._gen_checked = now
-        self.lexical.load()
+            loaded = self.lexical.load()
+            if self.store.is_server:
+                # another machine may have indexed into the shared collection: follow its generation
+                gen = self.store.generation()
+                if gen and (loaded is None or loaded[0] != gen):
+                    self.lexical.build(self.store.all_ids(), generation=gen)
+                    self.lexical.load()
 
     def lexical_weight(self, q_lang: str, coverage: float) -> float:
         """Weight of the BM25 ranking in the fusion (dense has weight 1)."""

@@ -1,0 +1,182 @@
+"""Faults: SIGKILL mid-indexing and mid-upload, a Chroma server that stops, a full disk, an LLM that is down or slow.
+
+Every test ends by checking that nothing was lost or duplicated: the collection holds exactly the chunks the
+manifest accounts for, the BM25 snapshot that queries read covers the same chunks, and content indexed before
+the fault still answers. Child processes that are killed use :class:`tests.helpers.HashEmbedder` (crash
+safety does not depend on the model; they start in a second instead of loading torch); the kill is a real
+``SIGKILL`` of a real process, at a named point of the indexing code or at a random moment of an upload.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from assistant.indexing import Indexer
+from assistant.retrieval import LexicalIndex
+from assistant.store import ChunkStore, Manifest, StoreError
+
+from .conftest import ROOT, SEEDS, free_port
+from .helpers import HashEmbedder
+
+MOROCCO = "How much did Morocco allocate to startups?"
+
+TOPICS = [
+    "Le port de {p} accueille chaque été une fête maritime où des voiliers traditionnels arrivent de toute l'Europe.",
+    "La criée de {p} vend le poisson chaque matin; les mareyeurs achètent le bar, la sole et la lotte aux enchères.",
+    "Le phare de {p} guide les navires depuis le XIXe siècle et sa lanterne porte à plus de trente kilomètres.",
+    "Les randonneurs suivent le sentier des douaniers autour de {p}, entre les falaises et les criques de sable.",
+    "La chapelle de {p} conserve des vitraux anciens et un calvaire sculpté dans le granit de la région.",
+]
+
+
+def write_corpus(folder: Path, names: list[str], paras: int = 12, version: str = "v1") -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        body = "\n\n".join(f"{name} ({version}), partie {j}. " + TOPICS[j % len(TOPICS)].format(p=f"{name}-{j}")
+                           for j in range(paras))
+        (folder / f"{name}.txt").write_text(body, encoding="utf-8")
+
+
+def check_consistent(settings, embedder) -> dict:
+    """No duplicate, orphan, missing or pending chunk; the BM25 snapshot covers exactly the live chunks."""
+    store = ChunkStore(settings, embedder)
+    manifest = Manifest(store.local_path("manifest.sqlite3"))
+    records = manifest.files()
+    assert all(r.status == "done" for r in records.values()), "a file is left pending"
+    live = [cid for r in records.values() for cid in r.chunk_ids]
+    assert len(live) == len(set(live)), "duplicate chunk ids in the manifest"
+    ids = store.all_ids()
+    assert len(ids) == len(set(ids)), "duplicate chunks in the store"
+    assert sorted(ids) == sorted(live), (f"{len(set(ids) - set(live))} orphan and "
+                                         f"{len(set(live) - set(ids))} missing chunks")
+    snapshot = LexicalIndex(store, manifest).live_ids()
+    assert snapshot == set(live), "the BM25 snapshot that queries read is not the index"
+    assert manifest.get_meta("state") == "clean"
+    return {"files": len(records), "chunks": len(ids), "ids": set(ids)}
+
+
+# --------------------------------------------------------------------------- SIGKILL at named points of a run
+KILL_CHILD = textwrap.dedent(r"""
+    import os, signal, sys
+    sys.path.insert(0, sys.argv[4])
+    from tests.helpers import HashEmbedder
+    from assistant.config import Settings
+    from assistant import indexing, lexicon, retrieval, store
+
+    point, index_dir, docs = sys.argv[1:4]
+    calls = {}
+
+    def kill():
+        sys.stdout.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def wrap(owner, name, when, nth=1, match=None):
+        orig = getattr(owner, name)
+        def patched(*args, **kwargs):
+            if match is None or match(args, kwargs):
+                calls[name] = calls.get(name, 0) + 1
+                if calls[name] == nth and when == "before":
+                    kill()
+            out = orig(*args, **kwargs)
+            if calls.get(name) == nth and when == "after" and (match is None or match(args, kwargs)):
+                kill()
+            return out
+        setattr(owner, name, patched)
+
+    pending = lambda a, k: any(r.status == "pending" for r in list(a[1]))
+    if point == "intent-recorded":      # files marked pending, nothing written yet
+        wrap(store.Manifest, "put_many", "after")
+    elif point == "chunks-written":     # first batch of chunks in the store, its files still pending
+        wrap(store.ChunkStore, "upsert", "after")
+    elif point == "second-batch":       # one batch committed, the second half-written
+        wrap(store.ChunkStore, "upsert", "after", nth=2)
+    elif point == "files-removed":      # a deleted file's chunks gone, its manifest row still there
+        wrap(store.ChunkStore, "delete", "after", match=lambda a, k: True)
+    elif point == "lexicon":            # all chunks written, the word lexicon being saved
+        wrap(lexicon.Lexicon, "_save", "before")
+    elif point == "bm25":               # all chunks written, the BM25 snapshot not yet rebuilt
+        wrap(retrieval.LexicalIndex, "build", "before")
+    elif point == "before-clean":       # everything written, the run not yet marked finished
+        wrap(store.Manifest, "set_meta", "before", match=lambda a, k: k.get("state") == "clean")
+    else:
+        raise SystemExit(f"unknown point {point}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
+    settings = Settings.from_env(env=env, index_dir=index_dir)
+    report = indexing.Indexer(settings, embedder=HashEmbedder()).run([docs], show_progress=False)
+    print("FINISHED", report.to_json())
+""")
+
+KILL_POINTS = ["intent-recorded", "chunks-written", "second-batch", "files-removed", "lexicon", "bm25", "before-clean"]
+
+
+@pytest.fixture(scope="module")
+def kill_corpus(tmp_path_factory, settings_factory):
+    """A v1 corpus indexed from scratch, its v2 (2 files edited, 1 deleted, 3 added), and v2's clean index."""
+    root = tmp_path_factory.mktemp("kill")
+    v1, v2 = root / "v1-docs", root / "v2-docs"
+    write_corpus(v1, [f"ville{i}" for i in range(6)])
+    shutil.copytree(v1, v2)
+    write_corpus(v2, ["ville1", "ville2"], version="v2")
+    (v2 / "ville5.txt").unlink()
+    write_corpus(v2, [f"nouveau{i}" for i in range(3)], paras=200)
+    # the reference: v2 indexed from scratch in place of v1 (chunk ids depend on the file's absolute path)
+    docs = root / "docs"
+    shutil.copytree(v2, docs)
+    ref_settings = settings_factory(index_dir=str(root / "reference-index"))
+    Indexer(ref_settings, embedder=HashEmbedder()).run([docs], show_progress=False)
+    reference = check_consistent(ref_settings, HashEmbedder())
+    shutil.rmtree(docs)
+    lexicon = set(json.loads((root / "reference-index" / "lexicon" / "words.json").read_text()))
+    return dict(root=root, v1=v1, v2=v2, reference=reference, lexicon=lexicon)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_sigkill_at_each_point_of_a_run_is_repaired(point, kill_corpus, tmp_path, settings_factory):
+    emb = HashEmbedder()
+    docs = kill_corpus["root"] / "docs"
+    shutil.rmtree(docs, ignore_errors=True)
+    shutil.copytree(kill_corpus["v1"], docs)
+    settings = settings_factory(index_dir=str(tmp_path / "index"))
+    Indexer(settings, embedder=emb).run([docs], show_progress=False)
+    before = check_consistent(settings, emb)
+    manifest = Manifest(settings.index_path / "manifest.sqlite3")
+    kept = {k: r.chunk_ids for k, r in manifest.files().items() if not k.endswith(("ville1.txt", "ville2.txt", "ville5.txt"))}
+    assert len(kept) == 3
+
+    shutil.rmtree(docs)
+    shutil.copytree(kill_corpus["v2"], docs)
+    proc = subprocess.run([sys.executable, "-c", KILL_CHILD, point, str(settings.index_path), str(docs), str(ROOT)],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stdout, proc.stderr[-2000:])
+    assert "FINISHED" not in proc.stdout
+
+    # the index as left by the kill still serves the v1 content that did not change
+    store = ChunkStore(settings, emb)
+    present = set(store.all_ids())
+    assert all(set(ids) <= present for ids in kept.values()), "chunks of unchanged files were lost by the kill"
+
+    report = Indexer(settings, embedder=emb).run([docs], show_progress=False)
+    assert not report.failed
+    after = check_consistent(settings, emb)
+    # exactly what a clean build of v2 holds: nothing orphaned, duplicated or missing
+    assert after["ids"] == kill_corpus["reference"]["ids"]
+    assert all(set(ids) <= after["ids"] for ids in kept.values())
+    words = set(json.loads((settings.index_path / "lexicon" / "words.json").read_text()))
+    assert kill_corpus["lexicon"] <= words, f"{len(kill_corpus['lexicon'] - words)} corpus words missing from the lexicon"
+    again = Indexer(settings, embedder=emb).run([docs], show_progress=False)
+    assert again.embedded == 0 and again.unchanged == len(list(docs.iterdir()))
+    print(f"killed at {point}: v1 {before['chunks']} chunks -> repaired {after['chunks']} "
+          f"(repaired {report.repaired} orphans, embedded {report.embedded}, reused {report.reused})")
