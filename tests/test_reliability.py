@@ -180,3 +180,47 @@ def test_sigkill_at_each_point_of_a_run_is_repaired(point, kill_corpus, tmp_path
     assert again.embedded == 0 and again.unchanged == len(list(docs.iterdir()))
     print(f"killed at {point}: v1 {before['chunks']} chunks -> repaired {after['chunks']} "
           f"(repaired {report.repaired} orphans, embedded {report.embedded}, reused {report.reused})")
+
+
+# --------------------------------------------------------------------------- readers during a run
+def test_readers_get_the_old_version_until_the_new_snapshot_is_published(tmp_path, settings_factory, embedder, monkeypatch):
+    """Asked at every write of a re-index of a changed file, and just before the switch: always the old answer;
+    just after it: the new one. (Before the fix, the changed file's old chunks were deleted at its batch and its
+    content was unanswerable until the end of the run.)"""
+    from assistant.pipeline import Assistant
+    from assistant.store import ChunkStore as Store
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    code = docs / "a_registre.txt"
+    code.write_text("Registre de la capitainerie de Roscoff.\n\nLe code du coffre de la capitainerie de Roscoff est 4417.",
+                    encoding="utf-8")
+    write_corpus(docs, [f"port{i}" for i in range(4)], paras=30)
+    settings = settings_factory(index_dir=str(tmp_path / "index"))
+    a = Assistant(settings, embedder=embedder)
+    a.index([docs], show_progress=False)
+    q = "Quel est le code du coffre de la capitainerie de Roscoff ?"
+    assert "4417" in a.ask(q).answer
+
+    code.write_text("Registre de la capitainerie de Roscoff, révisé.\n\nLe code du coffre de la capitainerie de Roscoff "
+                    "est 9083.", encoding="utf-8")
+    write_corpus(docs, [f"port{i}" for i in range(4)], paras=30, version="v2")
+    answers: list[tuple[str, str]] = []
+    orig_upsert, orig_build = Store.upsert, LexicalIndex.build
+
+    def upsert(self, *args, **kwargs):
+        out = orig_upsert(self, *args, **kwargs)
+        answers.append(("after a batch", a.ask(q).answer))
+        return out
+
+    def build(self, *args, **kwargs):
+        answers.append(("before the switch", a.ask(q).answer))
+        return orig_build(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "upsert", upsert)
+    monkeypatch.setattr(LexicalIndex, "build", build)
+    report = a.index([docs], show_progress=False)
+    assert report.updated == 5 and len(answers) >= 3
+    assert all("4417" in ans and "9083" not in ans for _, ans in answers), answers
+    assert "9083" in a.ask(q).answer
+    check_consistent(settings, embedder)
