@@ -12,12 +12,17 @@ Guarantees:
 * A crash or kill mid-run leaves an index the next run repairs: files are
   recorded *pending* before their chunks are written and *done* after, and a
   run that did not finish makes the next one delete every chunk no manifest
-  row accounts for.
+  row accounts for (and rebuilds the BM25 snapshot and the word lexicon).
+* Queries during a run read the previous BM25 snapshot's chunks (see
+  ``HybridRetriever``); the chunks a changed file no longer contains are deleted
+  only after the new snapshot is published, so readers get the old version or
+  the new one, never neither.
 """
 from __future__ import annotations
 
 import os
 import queue
+import sqlite3
 import sys
 import threading
 import time
@@ -121,6 +126,7 @@ class Indexer:
 
         self.lexicon = Lexicon(self.store.local_path("lexicon"), self.embedder)
         self._new_words: set[str] = set()
+        self._stale: list[str] = []
 
     @property
     def manifest(self) -> Manifest:
@@ -141,7 +147,24 @@ class Indexer:
         t0 = time.perf_counter()
         report = IndexReport()
         bars = _Bars(show_progress if show_progress is not None else sys.stderr.isatty(), progress)
+        try:
+            self._run(paths, rebuild, report, bars)
+        except (OSError, sqlite3.Error) as err:  # the manifest, BM25 or lexicon files could not be written (disk full…)
+            raise self._stopped(self.store._error("indexing stopped", err)) from None
+        except StoreError as err:
+            raise self._stopped(err) from None
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    @staticmethod
+    def _stopped(err: StoreError) -> StoreError:
+        if "is full" in str(err):
+            return StoreError(f"{err}. Free some space and index again: the documents indexed before are still searchable.")
+        return err
+
+    def _run(self, paths: list[Path], rebuild: bool, report: IndexReport, bars: "_Bars") -> None:
         with index_lock(self.settings.index_path):
+            self._stale = []  # chunk ids replaced in this run, deleted once the new snapshot is live
             unfinished = self._prepare(rebuild, report)
             files, ignored = discover(paths, exclude=[self.settings.index_path])
             report.ignored = [str(p) for p in ignored]
@@ -178,9 +201,10 @@ class Indexer:
                 gen = self.store.generation() + 1
                 lex.build(sorted(live), generation=gen)
                 self.store.set_info(assistant_generation=gen, **{f"assistant_{k}": v for k, v in self.settings_fingerprint().items()})
+            if self._stale:  # no snapshot refers to them any more
+                self.store.delete(sorted(set(self._stale)))
+                self._stale = []
             manifest.set_meta(state="clean", **self.settings_fingerprint(), target=self.store.target)
-        report.seconds = time.perf_counter() - t0
-        return report
 
     # ------------------------------------------------------------------
     def _prepare(self, rebuild: bool, report: IndexReport) -> bool:
@@ -336,14 +360,15 @@ class Indexer:
 
         for c in missing:
             self._new_words |= dictionary_words(c.embed_text)
-        # 4. drop what the new versions no longer contain, then commit the files
+        # 4. commit the files; what the new versions no longer contain is deleted at the end of the run
         stale = []
         for w in batch:
             new_ids = {c.id for c in w.chunks}
             if w.old:
                 stale.extend(i for i in set(w.old.chunk_ids) | set(w.old.pending_ids or []) if i not in new_ids)
-        if stale:
-            store.delete(stale)
+        # the chunks the new versions dropped stay until the new BM25 snapshot is published (see run): readers of the
+        # old snapshot keep finding the old version until then; a kill before their deletion leaves orphans to repair
+        self._stale.extend(stale)
         manifest.put_many(FileRecord(w.key, w.doc.source, w.doc.file_hash, w.size, w.mtime, [c.id for c in w.chunks])
                           for w in batch)
         for w in batch:

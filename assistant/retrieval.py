@@ -266,16 +266,47 @@ class HybridRetriever:
                     self.lexical.build(self.store.all_ids(), generation=gen)
                     self.lexical.load()
 
+    # experiment switches, for the measurements in the README (not settings users need)
+    fusion = os.environ.get("ASSISTANT_FUSION", "cc")  # "cc" (default) or "rrf"
+    expand = os.environ.get("ASSISTANT_XLING", "1") != "0"  # cross-lingual expansion of the BM25 query
+
+    def fuse(self, dense: list[ScoredChunk], lex_hits: list[tuple[str, float]], weight: float) -> dict[str, float]:
+        """Combine the dense and BM25 rankings.
+
+        ``cc`` (convex combination of normalised scores) keeps how much better one passage matched than the next,
+        which reciprocal-rank fusion throws away (two passages one rank apart on each side tie under RRF).
+        """
+        fused: dict[str, float] = {}
+        if self.fusion == "rrf":
+            for rank, d in enumerate(dense):
+                fused[d.chunk_id] = 1.0 / (self.RRF_K + rank + 1)
+            if weight > 0:
+                for rank, (cid, _s) in enumerate(lex_hits):
+                    fused[cid] = fused.get(cid, 0.0) + weight / (self.RRF_K + rank + 1)
+            return fused
+        if dense:
+            hi = max(d.dense_score for d in dense)
+            lo = min(d.dense_score for d in dense)
+            span = max(hi - lo, 1e-6)
+            for d in dense:
+                fused[d.chunk_id] = (d.dense_score - lo) / span
+        if weight > 0 and lex_hits:
+            top = max(s for _, s in lex_hits) or 1.0
+            for cid, sc in lex_hits:
+                fused[cid] = fused.get(cid, 0.0) + weight * sc / top
+        return fused
+
     def lexical_weight(self, q_lang: str, coverage: float) -> float:
-        """Weight of the BM25 ranking in the fusion (dense has weight 1)."""
+        """Weight of the BM25 scores in the fusion (dense scores have weight 1).
+
+        ``auto`` weighs BM25 by the share of the question's terms its vocabulary knows (after the cross-lingual
+        expansion): a question whose words the corpus never uses gets little say from BM25.
+        """
         if self.hybrid == "off":
             return 0.0
         if self.hybrid == "on":
             return 1.0
-        fr_share = self.lexical.meta().get("french_share", 0.5)
-        doc_lang = "fr" if fr_share >= 0.5 else "en"
-        base = 1.0 if q_lang == doc_lang else 0.35
-        return base * coverage
+        return coverage
 
     def run(self, question: str, history: list[dict] | None = None, k: int | None = None) -> Retrieval:
         k = k or self.k
@@ -299,17 +330,13 @@ class HybridRetriever:
         weight = 0.0
         if self.hybrid != "off":
             tokens = lexical_tokens(standalone)
-            extra = [t for w, tr in translations.items() for t in lexical_tokens(" ".join(list(tr)[:2]))]
+            extra = [t for w, tr in translations.items() for t in lexical_tokens(" ".join(list(tr)[:2]))] \
+                if self.expand else []
             tokens += [t for t in dict.fromkeys(extra) if t not in tokens]
             lex_hits, coverage = self.lexical.search(tokens, n_cand)
             weight = self.lexical_weight(lang, coverage)
         t_lex = time.perf_counter()
-        fused: dict[str, float] = {}
-        for rank, d in enumerate(dense):
-            fused[d.chunk_id] = 1.0 / (self.RRF_K + rank + 1)
-        if weight > 0:
-            for rank, (cid, _s) in enumerate(lex_hits):
-                fused[cid] = fused.get(cid, 0.0) + weight / (self.RRF_K + rank + 1)
+        fused = self.fuse(dense, lex_hits, weight)
         order = sorted(fused, key=lambda c: -fused[c])[:k]
         by_id = {d.chunk_id: d for d in dense}
         lex_score = dict(lex_hits)

@@ -13,9 +13,11 @@
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -34,6 +36,20 @@ SCHEMA_VERSION = 1
 
 class StoreError(RuntimeError):
     """The vector store cannot be reached or used; ``str(err)`` says what to do."""
+
+
+LOW_DISK_BYTES = 64 * 1024 * 1024  # a store write that fails with less free space than this is blamed on the disk
+
+
+def _free_bytes(path: Path) -> int | None:
+    """Free bytes on the file system holding ``path`` (or its nearest existing parent)."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
 
 
 def _short(err: BaseException) -> str:
@@ -218,8 +234,12 @@ class ChunkStore:
             return StoreError(f"{what}: the Chroma server at {server} is unreachable or failing ({_short(err)}). "
                               "Start it (e.g. `chroma run --path DIR --port 8000`) or unset ASSISTANT_CHROMA_URL.")
         low = str(err).lower()
-        if "disk" in low and "full" in low or "no space" in low:
+        if "disk" in low and "full" in low or "no space" in low or getattr(err, "errno", None) == errno.ENOSPC:
             return StoreError(f"{what}: the disk holding {self.settings.index_dir} is full ({_short(err)})")
+        free = _free_bytes(self.settings.index_path)
+        if free is not None and free < LOW_DISK_BYTES:  # Chroma reports some ENOSPC failures as "Error in compaction"
+            return StoreError(f"{what}: the disk holding {self.settings.index_dir} is full ({free / 1e6:.1f} MB free; "
+                              f"{_short(err)})")
         return StoreError(f"{what} under {self.settings.index_dir}: {_short(err)}")
 
     @property

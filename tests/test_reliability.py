@@ -31,6 +31,7 @@ from .conftest import ROOT, SEEDS, free_port
 from .helpers import HashEmbedder
 
 MOROCCO = "How much did Morocco allocate to startups?"
+MOROCCO_FR = "Quel montant le Maroc a-t-il mobilisé pour les startups ?"  # answered by the hash embedder too (BM25)
 
 TOPICS = [
     "Le port de {p} accueille chaque été une fête maritime où des voiliers traditionnels arrivent de toute l'Europe.",
@@ -195,7 +196,7 @@ def test_readers_get_the_old_version_until_the_new_snapshot_is_published(tmp_pat
     code = docs / "a_registre.txt"
     code.write_text("Registre de la capitainerie de Roscoff.\n\nLe code du coffre de la capitainerie de Roscoff est 4417.",
                     encoding="utf-8")
-    write_corpus(docs, [f"port{i}" for i in range(4)], paras=30)
+    write_corpus(docs, [f"port{i}" for i in range(6)], paras=40)
     settings = settings_factory(index_dir=str(tmp_path / "index"))
     a = Assistant(settings, embedder=embedder)
     a.index([docs], show_progress=False)
@@ -204,7 +205,7 @@ def test_readers_get_the_old_version_until_the_new_snapshot_is_published(tmp_pat
 
     code.write_text("Registre de la capitainerie de Roscoff, révisé.\n\nLe code du coffre de la capitainerie de Roscoff "
                     "est 9083.", encoding="utf-8")
-    write_corpus(docs, [f"port{i}" for i in range(4)], paras=30, version="v2")
+    write_corpus(docs, [f"port{i}" for i in range(6)], paras=40, version="v2")
     answers: list[tuple[str, str]] = []
     orig_upsert, orig_build = Store.upsert, LexicalIndex.build
 
@@ -220,7 +221,143 @@ def test_readers_get_the_old_version_until_the_new_snapshot_is_published(tmp_pat
     monkeypatch.setattr(Store, "upsert", upsert)
     monkeypatch.setattr(LexicalIndex, "build", build)
     report = a.index([docs], show_progress=False)
-    assert report.updated == 5 and len(answers) >= 3
+    assert report.updated == 7 and len(answers) >= 3
     assert all("4417" in ans and "9083" not in ans for _, ans in answers), answers
     assert "9083" in a.ask(q).answer
+    check_consistent(settings, embedder)
+
+
+# --------------------------------------------------------------------------- disk full
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A real 16 MB file system (tmpfs, mounted as root) to fill up; skipped where mounting is not allowed."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a tmpfs needs root (the CI runs as root)")
+    out = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if out.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {out.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def fill(disk: Path) -> Path:
+    """Fill the file system to the last byte with a ballast file (deleting it frees the space again)."""
+    ballast = disk / "ballast"
+    with open(ballast, "ab") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        except OSError:
+            pass
+    try:
+        with open(ballast, "ab") as fh:  # the last partial block
+            while True:
+                fh.write(b"\0" * 512)
+                fh.flush()
+    except OSError:
+        pass
+    assert shutil.disk_usage(disk).free < 64 * 1024
+    return ballast
+
+
+FILL_POINTS = {  # where the disk becomes full during a run
+    "chroma-write": ("assistant.store.ChunkStore", "upsert"),
+    "manifest-commit": ("assistant.store.Manifest", "put_many"),
+    "lexicon-save": ("assistant.lexicon.Lexicon", "_save"),
+    "bm25-save": ("assistant.retrieval.LexicalIndex", "build"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", [*FILL_POINTS, "too-much-data"])
+def test_disk_full_while_indexing_is_a_clear_error_and_loses_nothing(point, small_disk, tmp_path, settings_factory,
+                                                                     monkeypatch, capsys):
+    import importlib
+
+    from assistant.cli import main
+    from assistant.pipeline import Assistant
+
+    emb = HashEmbedder()
+    settings = settings_factory(index_dir=str(small_disk / "index"))
+    a = Assistant(settings, embedder=emb)
+    a.index([SEEDS], show_progress=False)
+    want = a.ask(MOROCCO_FR).answer
+    assert "1,3 milliard" in want
+    docs = tmp_path / "docs"
+    write_corpus(docs, [f"ville{i}" for i in range(8)], paras=60 if point == "too-much-data" else 12)
+    ballast = None
+    if point == "too-much-data":  # the disk fills up on its own: 16 MB with the rest taken
+        with open(small_disk / "ballast", "wb") as fh:
+            fh.write(b"\0" * (shutil.disk_usage(small_disk).free - 3 * 1024 * 1024))
+        ballast = small_disk / "ballast"
+        for i in range(12):
+            write_corpus(docs, [f"bourg{i}-{j}" for j in range(10)], paras=60)
+    else:
+        module, _, cls = FILL_POINTS[point][0].rpartition(".")
+        owner = getattr(importlib.import_module(module), cls)
+        name = FILL_POINTS[point][1]
+        orig = getattr(owner, name)
+
+        def filled(*args, **kwargs):
+            nonlocal ballast
+            if ballast is None:
+                ballast = fill(small_disk)
+            return orig(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, filled)
+
+    with pytest.raises(StoreError) as info:
+        a.index([docs], show_progress=False)
+    msg = str(info.value)
+    assert "disk holding" in msg and "is full" in msg and "still searchable" in msg, msg
+    assert "Traceback" not in msg and len(msg) < 600
+    # the previous index still answers, the same way
+    assert a.ask(MOROCCO_FR).answer == want
+    assert a.status()["chunks"] > 0
+
+    # the CLI says the same in one line, exit code 1
+    monkeypatch.setattr("assistant.embeddings.make_embedder", lambda s: HashEmbedder())
+    rc = main(["index", str(docs), "--index-dir", settings.index_dir, "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.startswith("error: ") and "is full" in err and "Traceback" not in err, err
+
+    # space freed: the next run completes and repairs, nothing lost or duplicated
+    monkeypatch.undo()
+    ballast.unlink()
+    report = Indexer(settings, embedder=emb).run([docs], show_progress=False)
+    assert not report.failed
+    Indexer(settings, embedder=emb).run([SEEDS], show_progress=False)
+    state = check_consistent(settings, emb)
+    assert state["files"] == 1 + len(list(docs.iterdir()))
+    b = Assistant(settings, embedder=emb)
+    assert b.ask(MOROCCO_FR).answer == want
+    print(f"disk full at {point}: {msg[:160]}… then repaired {report.repaired} orphans, {state['chunks']} chunks")
+
+
+def test_upload_on_a_full_disk_is_refused_per_file_and_the_index_still_answers(small_disk, tmp_path, settings_factory,
+                                                                              embedder, seeds_index):
+    from assistant.pipeline import Assistant
+    from assistant.ui import ChatApp
+
+    shutil.copytree(seeds_index, small_disk / "index", ignore=shutil.ignore_patterns(".index.lock"))
+    settings = settings_factory(index_dir=str(small_disk / "index"))  # uploads under index/uploads, on the small disk
+    app = ChatApp(settings, Assistant(settings, embedder=embedder))
+    want = app.ask(MOROCCO).answer
+    doc = tmp_path / "marees.txt"
+    doc.write_text("Les grandes marées de Saint-Malo dépassent treize mètres d'amplitude.", encoding="utf-8")
+    ballast = fill(small_disk)
+    res = app.add_files([str(doc)])
+    assert not res.indexed and len(res.failed) == 1
+    assert "No space left on device" in res.failed[0]["error"] or "is full" in res.failed[0]["error"], res.failed
+    assert app.ask(MOROCCO).answer == want
+    assert not list(settings.uploads_path.glob("marees*"))  # nothing half-stored in the uploads folder
+    ballast.unlink()
+    res = app.add_files([str(doc)])
+    assert [f["file"] for f in res.indexed] == ["marees.txt"]
+    assert "treize mètres" in app.ask("Quelle est l'amplitude des grandes marées de Saint-Malo ?").answer
     check_consistent(settings, embedder)
