@@ -241,7 +241,8 @@ class SentenceTransformerEmbedder(Embedder):
             offline = os.environ.get("HF_HUB_OFFLINE") == "1"
             hint = " (the hub is not consulted offline: set HF_HUB_OFFLINE=0 to download, or give a local folder)" if offline else ""
             raise RuntimeError(f"cannot load embedding model {self.name!r}{hint}: {str(err).splitlines()[0]}") from None
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
         prompts = getattr(self.model, "prompts", {}) or {}
         lname = self.name.lower()
         e5 = "e5" in Path(lname).name or "/e5" in lname
