@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from functools import lru_cache
@@ -170,7 +171,10 @@ def detect_language(text: str) -> str:
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:-[^\W\d_]+)*", re.UNICODE)
 _ELISION = re.compile(r"\b(?:l|d|qu|n|s|c|j|m|t|jusqu|lorsqu|puisqu)['’]", re.IGNORECASE)
 STOP = frozenset(fold_accents(w) for w in EN_STOP | FR_STOP)
-LEXICAL_VERSION = "2"  # bump when lexical_tokens changes: persisted BM25 indexes are rebuilt
+# Experiment switch for the README's measurement of stemming (ASSISTANT_STEM=0: accents folded, stop words removed,
+# no stemming); part of the version so that persisted BM25 indexes are rebuilt when it changes.
+STEMMING = os.environ.get("ASSISTANT_STEM", "1") != "0"
+LEXICAL_VERSION = "2" + ("" if STEMMING else "-nostem")  # bump when lexical_tokens changes: BM25 indexes are rebuilt
 
 
 @lru_cache(maxsize=200_000)
@@ -189,7 +193,7 @@ def stem(word: str) -> str:
     return w[:6]
 
 
-def lexical_tokens(text: str, stemming: bool = True) -> list[str]:
+def lexical_tokens(text: str, stemming: bool = STEMMING) -> list[str]:
     text = _ELISION.sub(" ", text.replace("’", "'"))
     out = []
     for tok in _TOKEN.findall(fold_accents(text).lower()):
