@@ -412,6 +412,8 @@ class ExtractiveAnswerer:
         self.last_candidates = (terms, kind, cands)  # for `ask --explain` and debugging
         # every name in the question must appear somewhere in what was retrieved
         context_words = {w for c in cands for w in c.folded_words}
+        # the passages' document titles and section headings are part of their context ("the Debian Reference")
+        context_words |= {w for ch in retrieval.chunks for w in words_of((ch.metadata or {}).get("context", ""))}
         missing_names = [t for t in terms if t.proper and t.weight >= 1.0 and not self._credit(t, context_words, trans)]
         # a product or command name the question depends on must at least exist in the corpus ("usrmerge")
         missing_names += [t for t in terms if t.rare and not t.proper and t.weight >= 1.0
@@ -477,7 +479,8 @@ class ExtractiveAnswerer:
                 cand = Candidate(Quote(ch, s, e), rank, text, words_of(text))
                 prev_s = spans[i - 1] if i > 0 else None
                 next_s = spans[i + 1] if i + 1 < len(spans) else None
-                cand.neighbours = {w for sp in (prev_s, next_s) if sp for w in words_of(ch.text[sp[0]:sp[1]])}
+                if not text.lstrip().startswith("|"):  # table rows are separate records, not running text
+                    cand.neighbours = {w for sp in (prev_s, next_s) if sp for w in words_of(ch.text[sp[0]:sp[1]])}
                 cand.injected = any(a <= s < b for a, b in tainted) or bool(_INJECTION.search(fold_accents(text)))
                 out.append(cand)
         return out
