@@ -195,16 +195,48 @@ def _row_int8_cls():
             bias = linear.bias.detach().float() if linear.bias is not None else torch.zeros(w.shape[0])
             self.register_buffer("bias", bias)
             self.out_features = w.shape[0]
+            self._packed = _onednn_pack(self.wq)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             shape = x.shape
             x2 = x.reshape(-1, shape[-1])
-            xs = x2.abs().amax(dim=1, keepdim=True).clamp(min=1e-8) / 127.0
-            xq = torch.round(x2 / xs).clamp(-127, 127).to(torch.int8)
-            y = torch._int_mm(xq, self.wq).float() * xs * self.wscale + self.bias
+            # max |x| per row in one pass (no |x| copy); the same values, ops and order as
+            # abs().amax().clamp() / 127 -> round(x / scale) -> int8, written with fewer memory passes
+            lo, hi = torch.aminmax(x2, dim=1, keepdim=True)
+            xs = torch.maximum(hi, lo.neg_()).clamp_(min=1e-8).div_(127.0)
+            xq = (x2 / xs).round_().to(torch.int8)  # |x / xs| <= 127 by construction
+            y = _int8_mm(xq, self.wq, self._packed)
+            y.mul_(xs).mul_(self.wscale).add_(self.bias)
             return y.reshape(*shape[:-1], self.out_features)
 
     return RowInt8Linear
+
+
+def _onednn_pack(wq):
+    """(prepacked weight, ones, zeros) for oneDNN's int8 linear (AMX/VNNI kernels), or None when this torch has none.
+
+    Used only when it gives exactly ``torch._int_mm``'s sums on a probe: int32 accumulation is exact either way.
+    """
+    import torch
+
+    try:
+        packed = (torch.ops.onednn.qlinear_prepack(wq.t().contiguous(), None),
+                  torch.ones(wq.shape[1]), torch.zeros(wq.shape[1], dtype=torch.long))
+        probe = torch.randint(-127, 128, (32, wq.shape[0]), dtype=torch.int8, generator=torch.Generator().manual_seed(0))
+        return packed if torch.equal(_int8_mm(probe, wq, packed), _int8_mm(probe, wq, None)) else None
+    except Exception:  # noqa: BLE001 - no oneDNN int8 linear in this build: torch._int_mm
+        return None
+
+
+def _int8_mm(xq, wq, packed):
+    """Exact int8 x int8 -> int32 row sums, as float32 (oneDNN when available: about 2x faster here)."""
+    import torch
+
+    if packed is not None:
+        w, ones, zeros = packed
+        return torch.ops.onednn.qlinear_pointwise(xq, 1.0, 0, w, ones, zeros, None, 1.0, 0, torch.float32,
+                                                  "none", [], "")
+    return torch._int_mm(xq, wq).float()
 
 
 def __getattr__(name):  # lazy: torch is imported only when a model is loaded

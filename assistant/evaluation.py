@@ -171,6 +171,9 @@ def load_cases(path: str | Path) -> list[Case]:
         except json.JSONDecodeError as err:
             errors.append(f"{path}:{n}: bad JSON: {err.msg} (column {err.colno})")
             continue
+        except RecursionError:
+            errors.append(f"{path}:{n}: bad JSON: nested too deeply")
+            continue
         case, errs = _check_case(obj)
         if errs:
             errors.extend(f"{path}:{n}: {e}" for e in errs)

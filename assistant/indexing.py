@@ -167,7 +167,7 @@ class Indexer:
             self._stale = []  # chunk ids replaced in this run, deleted once the new snapshot is live
             unfinished = self._prepare(rebuild, report)
             files, ignored = discover(paths, exclude=[self.settings.index_path])
-            report.ignored = [str(p) for p in ignored]
+            report.ignored = [printable(p) for p in ignored]
             manifest = self.manifest
             records = manifest.files()
             manifest.set_meta(state="indexing")
@@ -249,11 +249,17 @@ class Indexer:
         work: list[_Work] = []
         seen: set[str] = set()
         for f in files:
-            key = str(f.resolve())
             try:
+                key = str(f.resolve())
                 st = f.stat()
-            except OSError as err:
-                report.failed.append({"path": str(f), "error": f"cannot read file: {err.strerror or err}"})
+            except (OSError, RuntimeError) as err:  # RuntimeError: a symlink loop
+                report.failed.append({"path": printable(f), "error": f"cannot read file: {getattr(err, 'strerror', None) or err}"})
+                seen.add(os.path.abspath(f))
+                continue
+            try:
+                key.encode("utf-8")
+            except UnicodeEncodeError:  # e.g. a Latin-1 name from an old archive: the manifest and Chroma need UTF-8
+                report.failed.append({"path": printable(f), "error": "the file name is not valid UTF-8: rename the file to index it"})
                 seen.add(key)
                 continue
             old = records.get(key)
@@ -384,6 +390,11 @@ class Indexer:
         self.store.delete(ids)
         self.manifest.remove([r.path for r in gone])
         report.removed += len(gone)
+
+
+def printable(path: Path) -> str:
+    """A path as text that can be printed and stored (undecodable bytes of a file name become U+FFFD)."""
+    return os.fsencode(str(path)).decode("utf-8", "replace")
 
 
 def _under(path: str, roots: list[str]) -> bool:

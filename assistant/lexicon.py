@@ -113,8 +113,13 @@ class Lexicon:
         self.root.mkdir(parents=True, exist_ok=True)
         words_p, vec_p, meta_p = self._paths()
         tmp = f".tmp{os.getpid()}"
-        np.save(str(vec_p) + tmp + ".npy", vectors)
-        Path(str(words_p) + tmp).write_text(json.dumps(words, ensure_ascii=False))
+        try:
+            np.save(str(vec_p) + tmp + ".npy", vectors)
+            Path(str(words_p) + tmp).write_text(json.dumps(words, ensure_ascii=False))
+        except BaseException:  # a full disk: give back what was written, the saved lexicon stays in use
+            for leftover in (Path(str(vec_p) + tmp + ".npy"), Path(str(words_p) + tmp)):
+                leftover.unlink(missing_ok=True)
+            raise
         os.replace(str(vec_p) + tmp + ".npy", vec_p)
         os.replace(str(words_p) + tmp, words_p)
         meta_tmp = Path(str(meta_p) + tmp)

@@ -14,6 +14,7 @@ import hashlib
 import io
 import os
 import re
+import stat
 import unicodedata
 import zipfile
 from dataclasses import dataclass
@@ -65,13 +66,20 @@ def discover(paths: Iterable[str | Path], exclude: Iterable[str | Path] = ()) ->
             continue
         for root, dirs, files in os.walk(p, followlinks=False):
             rp = Path(root)
-            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (rp / d).resolve() not in excluded)
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and _resolved(rp / d) not in excluded)
             for name in sorted(files):
                 if name.startswith("."):
                     continue
                 f = rp / name
                 (found.__setitem__(f, None) if kind_of(f) else ignored.append(f))
     return sorted(found), sorted(ignored)
+
+
+def _resolved(path: Path) -> Path | None:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop
+        return None
 
 
 def display_path(path: Path) -> str:
@@ -101,7 +109,10 @@ class DocumentLoader:
             raise LoadError(f"unsupported file type {path.suffix or '(none)'!r}")
         if data is None:
             try:
-                size = path.stat().st_size
+                st = path.stat()
+                if not stat.S_ISREG(st.st_mode):  # a named pipe would block the read forever; devices never end
+                    raise LoadError("not a regular file (a pipe, socket or device)")
+                size = st.st_size
                 if size > self.max_bytes:
                     raise LoadError(f"file is {size / 1e6:.1f} MB, over the {self.max_bytes / 1e6:.0f} MB limit")
                 with open(path, "rb") as fh:

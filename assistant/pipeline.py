@@ -28,7 +28,7 @@ class IndexMissingError(RuntimeError):
     pass
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")  # and lone surrogates (not encodable text)
 
 
 def clean_question(question: str | None, max_chars: int) -> str:

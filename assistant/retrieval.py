@@ -83,20 +83,23 @@ class LexicalIndex:
                 self.manifest.put_lex(fresh)
         ids = [i for i in ids if i in cache]
         corpus = [cache[i] or ["\u2205"] for i in ids]
-        fr = sum(1 for toks in corpus if _looks_french(toks))
-        meta = {"generation": generation, "n": len(ids), "french_share": (fr / len(ids)) if ids else 0.0,
+        meta = {"generation": generation, "n": len(ids), "french_share": self._french_share(ids),
                 "lexical_version": LEXICAL_VERSION}
         self.root.mkdir(parents=True, exist_ok=True)
         target = self.root / f"gen-{generation}"
         tmp = self.root / f".tmp-{os.getpid()}-{generation}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        if ids:
-            bm = bm25s.BM25(k1=1.2, b=0.75)
-            bm.index(corpus, show_progress=False)
-            bm.save(str(tmp / "bm25"))
-        (tmp / "ids.json").write_text(json.dumps(ids))
-        (tmp / "meta.json").write_text(json.dumps(meta))
+        try:
+            if ids:
+                bm = bm25s.BM25(k1=1.2, b=0.75)
+                bm.index(corpus, show_progress=False)
+                bm.save(str(tmp / "bm25"))
+            (tmp / "ids.json").write_text(json.dumps(ids))
+            (tmp / "meta.json").write_text(json.dumps(meta))
+        except BaseException:  # a full disk: give back what was written, the current snapshot stays in use
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)
         cur = self.root / f".CURRENT.{os.getpid()}"
@@ -108,6 +111,14 @@ class LexicalIndex:
             shutil.rmtree(old, ignore_errors=True)
         if self.manifest:
             self.manifest.prune_lex(set(ids))
+
+    def _french_share(self, ids: list[str], sample: int = 400) -> float:
+        """Share of French passages, from a sample of the corpus (decides when questions need translating)."""
+        if not ids:
+            return 0.0
+        step = max(1, len(ids) // sample)
+        texts = [doc for doc, _ in self.store.get(ids[::step][:sample]).values()]
+        return sum(detect_language(t) == "fr" for t in texts) / max(1, len(texts))
 
     # --- query -------------------------------------------------------------------
     def load(self) -> tuple[int, Any, list[str], dict] | None:
@@ -126,22 +137,29 @@ class LexicalIndex:
             self._loaded = (gen, bm, ids, meta)
             return self._loaded
 
-    def search(self, tokens: list[str], n: int) -> tuple[list[tuple[str, float]], float]:
-        """Top-n (chunk id, score) and the share of query terms (IDF-weighted) the index knows."""
+    def search(self, tokens: list[str], n: int, extra: list[str] | None = None,
+               extra_weight: float = 1.0) -> tuple[list[tuple[str, float]], float]:
+        """Top-n (chunk id, score) and the share of the query's terms the index knows.
+
+        ``extra`` tokens (translations of the query's words) add their BM25 score times ``extra_weight``."""
         loaded = self.load()
         if not loaded or loaded[1] is None or not tokens:
             return [], 0.0
         _, bm, ids, _ = loaded
         vocab = bm.vocab_dict
         known = [t for t in tokens if t in vocab]
-        if not known:
+        more = [t for t in dict.fromkeys(extra or []) if t in vocab and t not in known]
+        if not known and not more:
             return [], 0.0
-        scores = bm.get_scores(known)
+        scores = bm.get_scores(known) if known else np.zeros(len(ids), dtype=np.float32)
+        if more and extra_weight > 0:
+            scores = scores + extra_weight * bm.get_scores(more)
         n = min(n, len(ids))
         top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.argsort(-scores[top])]
         hits = [(ids[i], float(scores[i])) for i in top if scores[i] > 0]
-        return hits, len(known) / len(tokens)
+        coverage = (len(known) + (1 if more else 0)) / (len(tokens) + (1 if more else 0))
+        return hits, min(1.0, coverage)
 
     def vocabulary(self) -> dict | None:
         """The corpus's lexical vocabulary (stemmed tokens), or None when there is no index."""
@@ -161,11 +179,6 @@ class LexicalIndex:
         return loaded[3] if loaded else {}
 
 
-
-
-def _looks_french(tokens: list[str]) -> bool:
-    # stop words are removed from tokens, so look at characteristic stems instead
-    return any(t.endswith(("ment", "tion", "eur", "ique")) for t in tokens[:40]) and not any(t.endswith("ing") for t in tokens[:40])
 
 
 # --------------------------------------------------------------------------- follow-ups
@@ -228,6 +241,7 @@ class HybridRetriever:
     """
 
     RRF_K = 60
+    SAME_LANGUAGE_EXPANSION = float(os.environ.get("ASSISTANT_SAME_LANG_EXPANSION", "0.3"))
 
     def __init__(self, store: ChunkStore, embedder, lexical: LexicalIndex | None = None, k: int = 5,
                  hybrid: str = "auto", history_turns: int = 2, lexicon=None):
@@ -314,7 +328,7 @@ class HybridRetriever:
         self.refresh()
         standalone = condense_question(question, history, self.history_turns)
         lang = detect_language(question)
-        n_cand = max(4 * k, 20)
+        n_cand = max(4 * k, int(os.environ.get("ASSISTANT_CANDIDATES", "20")))
         qvec = self.embedder.encode([standalone], is_query=True)[0]
         t_embed = time.perf_counter()
         dense = self.store.query(qvec, n_cand)
@@ -330,10 +344,13 @@ class HybridRetriever:
         weight = 0.0
         if self.hybrid != "off":
             tokens = lexical_tokens(standalone)
-            extra = [t for w, tr in translations.items() for t in lexical_tokens(" ".join(list(tr)[:2]))] \
+            # the corpus translations of the question's words: essential when the question is in another language
+            # than the documents ("allocate" -> "mobilisé"), a mild help (synonyms) within one language
+            doc_lang = "fr" if self.lexical.meta().get("french_share", 0.5) >= 0.5 else "en"
+            extra = [t for tr in translations.values() for t in lexical_tokens(" ".join(list(tr)[:2]))] \
                 if self.expand else []
-            tokens += [t for t in dict.fromkeys(extra) if t not in tokens]
-            lex_hits, coverage = self.lexical.search(tokens, n_cand)
+            extra_weight = 1.0 if lang != doc_lang else self.SAME_LANGUAGE_EXPANSION
+            lex_hits, coverage = self.lexical.search(tokens, n_cand, extra, extra_weight)
             weight = self.lexical_weight(lang, coverage)
         t_lex = time.perf_counter()
         fused = self.fuse(dense, lex_hits, weight)

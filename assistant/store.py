@@ -39,6 +39,10 @@ class StoreError(RuntimeError):
 
 
 LOW_DISK_BYTES = 64 * 1024 * 1024  # a store write that fails with less free space than this is blamed on the disk
+# Free space an embedded-store write must leave: when Chroma's files hit a full disk it may fail with an unclear
+# message, or never return while holding the GIL (freezing the whole process), so writes that would come close are
+# refused up front with a clear error.
+WRITE_RESERVE_BYTES = 32 * 1024 * 1024
 
 
 def _free_bytes(path: Path) -> int | None:
@@ -301,7 +305,18 @@ class ChunkStore:
         meta = dict(self.call("cannot read the collection", lambda: self.collection.metadata) or {})
         return meta
 
+    def _check_space(self, what: str, payload: int = 0) -> None:
+        """Refuse a write the disk holding the embedded store cannot safely take (see WRITE_RESERVE_BYTES)."""
+        if self.is_server:
+            return
+        need = WRITE_RESERVE_BYTES + 4 * payload
+        free = _free_bytes(self.settings.index_path)
+        if free is not None and free < need:
+            raise StoreError(f"{what}: the disk holding {self.settings.index_dir} is full ({free / 1e6:.1f} MB free, "
+                             f"{need / 1e6:.0f} MB needed to write safely)")
+
     def set_info(self, **values: Any) -> None:
+        self._check_space("cannot update the collection")
         meta = self.info()
         meta.update({k: v for k, v in values.items()})
         meta = {k: v for k, v in meta.items() if not k.startswith("hnsw:")}
@@ -315,15 +330,19 @@ class ChunkStore:
 
     # --- writes ----------------------------------------------------------------
     def upsert(self, ids: list[str], texts: list[str], metadatas: list[dict], vectors: np.ndarray, batch: int = 1000) -> None:
+        self._check_space("cannot write chunks", np.asarray(vectors).size * 4 + sum(len(t.encode("utf-8")) + 512 for t in texts))
         for i in range(0, len(ids), batch):
             self.call("cannot write chunks", self.collection.upsert, ids=ids[i:i + batch], documents=texts[i:i + batch],
                       metadatas=metadatas[i:i + batch], embeddings=np.asarray(vectors[i:i + batch], dtype=np.float32))
 
     def update_metadata(self, ids: list[str], metadatas: list[dict], batch: int = 1000) -> None:
+        self._check_space("cannot update chunks", 512 * len(ids))
         for i in range(0, len(ids), batch):
             self.call("cannot update chunks", self.collection.update, ids=ids[i:i + batch], metadatas=metadatas[i:i + batch])
 
     def delete(self, ids: list[str], batch: int = 1000) -> None:
+        if ids:
+            self._check_space("cannot delete chunks", 64 * len(ids))
         for i in range(0, len(ids), batch):
             self.call("cannot delete chunks", self.collection.delete, ids=ids[i:i + batch])
 

@@ -174,7 +174,7 @@ STOP = frozenset(fold_accents(w) for w in EN_STOP | FR_STOP)
 # Experiment switch for the README's measurement of stemming (ASSISTANT_STEM=0: accents folded, stop words removed,
 # no stemming); part of the version so that persisted BM25 indexes are rebuilt when it changes.
 STEMMING = os.environ.get("ASSISTANT_STEM", "1") != "0"
-LEXICAL_VERSION = "2" + ("" if STEMMING else "-nostem")  # bump when lexical_tokens changes: BM25 indexes are rebuilt
+LEXICAL_VERSION = "3" + ("" if STEMMING else "-nostem")  # bump when lexical_tokens changes: BM25 indexes are rebuilt
 
 
 @lru_cache(maxsize=200_000)

@@ -76,19 +76,22 @@ def _one_line(fragment: str) -> str:
     return re.sub(r"\s*\n\s*", " ", fragment)
 
 
+_SURROGATES = re.compile("[\ud800-\udfff]")  # a JSON client can send lone surrogates: not encodable, never echoed
+
+
 def _content_text(content: Any) -> str:
     """Text of a chat message content (a string or Gradio 6's list of typed blocks)."""
     if content is None:
         return ""
     if isinstance(content, str):
-        return content
+        return _SURROGATES.sub("\ufffd", content)
     if isinstance(content, dict):
         if content.get("type") in (None, "text"):
-            return str(content.get("text") or content.get("content") or "")
+            return _content_text(str(content.get("text") or content.get("content") or ""))
         return ""
     if isinstance(content, (list, tuple)):
         return "\n".join(t for t in (_content_text(c) for c in content) if t)
-    return str(content)
+    return _content_text(str(content))
 
 
 _BOXES = ('<div class="qa-abstain">', '<div class="qa-error">')
@@ -651,6 +654,17 @@ def upload_hard_limit(settings: Settings) -> int:
     return int((2 * float(settings.upload_max_mb) + 1) * 1024 * 1024)
 
 
+def blocked_paths(settings: Settings) -> list[str]:
+    """Folders Gradio's file route must never serve, whatever else it allows (its upload cache included).
+
+    The app serves no file of its own (``allowed_paths`` is empty): sources are shown as text. The index (Chroma's
+    files, the manifest, the BM25 snapshots), the uploads folder and the documents folder are blocked outright, so
+    they stay private even when they sit inside Gradio's cache or the working directory.
+    """
+    folders = [settings.index_path, settings.uploads_path, Path(settings.docs_dir)]
+    return sorted({str(Path(f).resolve()) for f in folders})
+
+
 def launch(demo, settings: Settings, host: str | None = None, port: int | None = None, **kwargs):
     """Start the server (theme, css, auth and upload size limit applied); returns Gradio's (app, local_url, share_url)."""
     import gradio as gr
@@ -660,16 +674,24 @@ def launch(demo, settings: Settings, host: str | None = None, port: int | None =
     options = dict(server_name=host, server_port=port, auth=parse_auth(settings.auth),
                    auth_message="Log in to ask questions about the documents." if settings.auth else None,
                    max_file_size=upload_hard_limit(settings), theme=theme(),
-                   css=CSS, footer_links=["api"], show_error=False, share=False)
+                   css=CSS, footer_links=["api"], show_error=False, share=False,
+                   allowed_paths=[], blocked_paths=blocked_paths(settings))
     options.update(kwargs)
     return demo.launch(**options)
 
 
 def prepare_index(app: ChatApp) -> None:
-    """Build the index of ``docs_dir`` if missing, else bring it up to date (fast when nothing changed)."""
+    """Build the index of ``docs_dir`` if missing, else bring it up to date (fast when nothing changed).
+
+    The uploads folder is brought up to date too, so that it holds exactly what is searchable: an upload whose
+    indexing was interrupted (the app killed mid-way) is indexed at the next start, nothing half-done remains.
+    """
     docs = Path(app.settings.docs_dir)
+    uploads = app.settings.uploads_path
     if not docs.exists():
         log.warning("docs folder %s does not exist; serving the existing index only", docs)
+    paths = [p for p in (docs, uploads) if p.is_dir() or p == docs and p.exists()]
+    if not paths:
         return
     from .store import StoreError
 
@@ -677,7 +699,7 @@ def prepare_index(app: ChatApp) -> None:
         building = not app.assistant.has_index()
         if building:
             print(f"Building the index of {docs} (first start)…", flush=True)
-        report = app.assistant.index([docs], show_progress=None)
+        report = app.assistant.index(paths, show_progress=None)
         if building or report.added or report.updated or report.removed or report.failed:
             print(report.summary(), flush=True)
     except StoreError as err:

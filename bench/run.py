@@ -132,14 +132,38 @@ class Bench:
                 rec["cached"] = True
                 log(f"index {label}/{model}: cached ({rec['result']['report']['chunks']['total']} chunks, built {rec['date']})")
                 return rec
-        shutil.rmtree(idx, ignore_errors=True)
+        part_path = idx / "build.partial.json"
+        parts: list[dict] = []
+        if not fresh and part_path.exists():  # an interrupted build of the same subset: the indexer resumes it
+            try:
+                partial = json.loads(part_path.read_text())
+                parts = partial["parts"] if partial.get("key") == key else []
+            except (ValueError, KeyError):
+                parts = []
+            if parts and "seconds" not in parts[-1]:  # the killed part: from its start to the index's last write
+                last = max((f.stat().st_mtime for f in idx.rglob("*") if f.is_file()), default=parts[-1]["t0"])
+                done = _manifest_chunks(idx)
+                parts[-1].update(seconds=round(last - parts[-1]["t0"], 1),
+                                 embedded=done - sum(p_.get("embedded", 0) for p_ in parts[:-1]), killed=True)
+        if not parts:
+            shutil.rmtree(idx, ignore_errors=True)
+        idx.mkdir(parents=True, exist_ok=True)
+        part_path.write_text(json.dumps({"key": key, "parts": parts + [{"started": time.strftime("%Y-%m-%d %H:%M"),
+                                                                             "t0": time.time()}]}))
         self.quiet(f"build {label}/{model}")
-        log(f"building index {label} ({sub['chunks']} chunks, {sub['files']} files) with {model}…")
+        log(f"building index {label} ({sub['chunks']} chunks, {sub['files']} files) with {model}"
+            + (f", resuming an interrupted build ({len(parts)} earlier part(s))" if parts else "") + "…")
         res = run_task("index", {"docs": sub["folder"], "index_dir": str(idx), "embedding_model": model},
-                       timeout=4 * 3600)
+                       timeout=6 * 3600)
+        if parts:  # the report of the last part counts only what it embedded: add the earlier parts
+            res["parts"] = parts + [{"seconds": res["seconds"], "embedded": res["report"]["chunks"]["embedded"]}]
+            res["seconds"] = round(sum(p_.get("seconds", 0) for p_ in res["parts"]), 3)
+            res["report"]["chunks"]["embedded"] = sum(p_.get("embedded", 0) for p_ in res["parts"])
+            res["report"]["files"]["added"] = len(_manifest_files(idx))
         rec = {"key": key, "date": time.strftime("%Y-%m-%d %H:%M"), "result": res, "index_dir": str(idx),
                "disk_mb": round(dir_size_mb(idx), 1), "chroma_mb": round(dir_size_mb(idx / "chroma"), 1),
                "quiet": self.quiet_log.get(f"build {label}/{model}")}
+        part_path.unlink(missing_ok=True)
         rec_path.write_text(json.dumps(rec, indent=1))
         rec["cached"] = False
         return rec
@@ -343,6 +367,20 @@ def _parse_size(label: str) -> int | None:
     if label.endswith("k"):
         return int(float(label[:-1]) * 1000)
     return int(label)
+
+
+def _manifest_files(idx: Path) -> list:
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{idx / 'manifest.sqlite3'}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT chunk_ids FROM files WHERE status='done'").fetchall()
+    finally:
+        db.close()
+
+
+def _manifest_chunks(idx: Path) -> int:
+    return sum(len(json.loads(r[0] or "[]")) for r in _manifest_files(idx))
 
 
 def _kinds(files: list[str]) -> dict:

@@ -103,3 +103,56 @@ class HashEmbedder(Embeddings):
 
     def describe(self) -> str:
         return self.name
+
+
+# --------------------------------------------------------------------------- plain HTTP client of the Gradio API
+def http_call(base: str, api: str, data: list, timeout: float = 120.0, opener=None) -> list:
+    """POST /gradio_api/call/<api>, then read the SSE stream of the event; returns the final outputs.
+
+    Plain HTTP, as any client of the Gradio API would (``opener``: a urllib opener holding a login cookie).
+    """
+    import json
+    import urllib.request
+
+    open_ = (opener or urllib.request.build_opener()).open
+    req = urllib.request.Request(f"{base.rstrip('/')}/gradio_api/call/{api}", data=json.dumps({"data": data}).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with open_(req, timeout=timeout) as resp:
+        event_id = json.load(resp)["event_id"]
+    event = None
+    with open_(f"{base.rstrip('/')}/gradio_api/call/{api}/{event_id}", timeout=timeout) as stream:
+        for raw in stream:
+            line = raw.decode("utf-8").rstrip("\r\n")
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                payload = line[5:].strip()
+                if event == "complete":
+                    return json.loads(payload)
+                if event == "error":
+                    raise RuntimeError(f"API error: {payload}")
+    raise RuntimeError(f"the SSE stream of {api} ended without a result (last event {event!r})")
+
+
+# --------------------------------------------------------------------------- the app in a child process
+def serve_app_for_tests() -> None:
+    """``python -c 'from tests.helpers import serve_app_for_tests; serve_app_for_tests()' INDEX UPLOADS DOCS PORT DELAY``
+
+    What ``assistant serve`` does (index the docs and uploads folders, then serve), with :class:`HashEmbedder`
+    slowed by DELAY seconds per batch: a process that a test can SIGKILL in the middle of an upload's indexing.
+    """
+    import os
+    import sys
+
+    from assistant.config import Settings
+    from assistant.pipeline import Assistant
+    from assistant.ui import ChatApp, create_app, launch, prepare_index
+
+    index_dir, upload_dir, docs_dir, port, delay = sys.argv[1:6]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
+    settings = Settings.from_env(env=env, index_dir=index_dir, upload_dir=upload_dir, docs_dir=docs_dir,
+                                 upload_max_files=20, upload_max_mb=5.0)
+    app = ChatApp(settings, Assistant(settings, embedder=HashEmbedder(delay=float(delay))))
+    prepare_index(app)
+    demo = create_app(settings, app.assistant)
+    launch(demo, settings, host="127.0.0.1", port=int(port), quiet=True)

@@ -9,7 +9,6 @@ import json
 import statistics
 import threading
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from assistant.evaluation import facts_found, load_cases
 from assistant.ui import clean_history
 
 from .conftest import EVAL_DEV
+from .helpers import http_call
 
 pytestmark = pytest.mark.slow
 
@@ -41,29 +41,6 @@ def record(artifacts: Path, name: str, data: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
     print(f"\n{name}: {json.dumps(data, ensure_ascii=False)}")
-
-
-# --------------------------------------------------------------------------- plain HTTP client of the Gradio API
-def http_call(base: str, api: str, data: list, timeout: float = 120.0, auth: str | None = None) -> list:
-    """POST /gradio_api/call/<api>, then read the SSE stream of the event; returns the final outputs."""
-    headers = {"Content-Type": "application/json"}
-    req = urllib.request.Request(f"{base.rstrip('/')}/gradio_api/call/{api}", data=json.dumps({"data": data}).encode(),
-                                 headers=headers, method="POST")
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        event_id = json.load(resp)["event_id"]
-    event = None
-    with urllib.request.urlopen(f"{base.rstrip('/')}/gradio_api/call/{api}/{event_id}", timeout=timeout) as stream:
-        for raw in stream:
-            line = raw.decode("utf-8").rstrip("\r\n")
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:"):
-                payload = line[5:].strip()
-                if event == "complete":
-                    return json.loads(payload)
-                if event == "error":
-                    raise RuntimeError(f"API error: {payload}")
-    raise RuntimeError(f"the SSE stream of {api} ended without a result (last event {event!r})")
 
 
 # --------------------------------------------------------------------------- expected answers

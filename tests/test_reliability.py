@@ -25,7 +25,7 @@ import pytest
 
 from assistant.indexing import Indexer
 from assistant.retrieval import LexicalIndex
-from assistant.store import ChunkStore, Manifest, StoreError
+from assistant.store import WRITE_RESERVE_BYTES, ChunkStore, Manifest, StoreError
 
 from .conftest import ROOT, SEEDS, free_port
 from .helpers import HashEmbedder
@@ -230,12 +230,12 @@ def test_readers_get_the_old_version_until_the_new_snapshot_is_published(tmp_pat
 # --------------------------------------------------------------------------- disk full
 @pytest.fixture()
 def small_disk(tmp_path):
-    """A real 16 MB file system (tmpfs, mounted as root) to fill up; skipped where mounting is not allowed."""
+    """A real 64 MB file system (tmpfs, mounted as root) to fill up; skipped where mounting is not allowed."""
     mnt = tmp_path / "disk"
     mnt.mkdir()
     if os.geteuid() != 0 or not shutil.which("mount"):
         pytest.skip("mounting a tmpfs needs root (the CI runs as root)")
-    out = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    out = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mnt)], capture_output=True, text=True)
     if out.returncode:
         pytest.skip(f"cannot mount a tmpfs here: {out.stderr.strip()}")
     try:
@@ -291,9 +291,9 @@ def test_disk_full_while_indexing_is_a_clear_error_and_loses_nothing(point, smal
     docs = tmp_path / "docs"
     write_corpus(docs, [f"ville{i}" for i in range(8)], paras=60 if point == "too-much-data" else 12)
     ballast = None
-    if point == "too-much-data":  # the disk fills up on its own: 16 MB with the rest taken
+    if point == "too-much-data":  # the disk fills up on its own: 3 MB left above the store's write reserve
         with open(small_disk / "ballast", "wb") as fh:
-            fh.write(b"\0" * (shutil.disk_usage(small_disk).free - 3 * 1024 * 1024))
+            fh.write(b"\0" * (shutil.disk_usage(small_disk).free - WRITE_RESERVE_BYTES - 3 * 1024 * 1024))
         ballast = small_disk / "ballast"
         for i in range(12):
             write_corpus(docs, [f"bourg{i}-{j}" for j in range(10)], paras=60)
@@ -320,7 +320,8 @@ def test_disk_full_while_indexing_is_a_clear_error_and_loses_nothing(point, smal
     assert a.ask(MOROCCO_FR).answer == want
     assert a.status()["chunks"] > 0
 
-    # the CLI says the same in one line, exit code 1
+    # the CLI says the same in one line, exit code 1 (the disk made full again: the failed run gave back its leftovers)
+    fill(small_disk)
     monkeypatch.setattr("assistant.embeddings.make_embedder", lambda s: HashEmbedder())
     rc = main(["index", str(docs), "--index-dir", settings.index_dir, "--no-progress"])
     err = capsys.readouterr().err
@@ -361,3 +362,149 @@ def test_upload_on_a_full_disk_is_refused_per_file_and_the_index_still_answers(s
     assert [f["file"] for f in res.indexed] == ["marees.txt"]
     assert "treize mètres" in app.ask("Quelle est l'amplitude des grandes marées de Saint-Malo ?").answer
     check_consistent(settings, embedder)
+
+
+# --------------------------------------------------------------------------- a Chroma server that goes away
+class ChromaServer:
+    """A real `chroma run --path DIR --host 127.0.0.1 --port P` that a test can stop, freeze and start again."""
+
+    def __init__(self, path: Path, port: int):
+        self.path, self.port, self.proc = path, port, None
+        self.url = f"http://127.0.0.1:{port}"
+
+    def start(self) -> "ChromaServer":
+        exe = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
+        self.proc = subprocess.Popen([exe, "run", "--path", str(self.path), "--host", "127.0.0.1", "--port", str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/v2/heartbeat", timeout=1):
+                    return self
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("the chroma server did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def freeze(self) -> None:  # still accepts connections (the kernel does), never answers
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
+
+@pytest.fixture()
+def chroma_server(tmp_path):
+    server = ChromaServer(tmp_path / "chroma-data", free_port()).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_chroma_server_stopped_frozen_and_back(chroma_server, tmp_path, settings_factory, embedder, monkeypatch, capsys):
+    """Stopped: a clear message in the UI, the API and the CLI, at once. Frozen: the same within chroma_timeout, no
+    hang. Back: the same running app answers again, without a restart."""
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    from assistant.cli import main
+    from assistant.pipeline import Assistant
+    from assistant.ui import ChatApp, create_app, launch
+
+    settings = settings_factory(index_dir=str(tmp_path / "local"), chroma_url=chroma_server.url, collection="faults",
+                                chroma_timeout=3.0)
+    a = Assistant(settings, embedder=embedder)
+    a.index([SEEDS], show_progress=False)
+    want = a.ask(MOROCCO).answer
+    assert "1,3 milliard" in want
+    demo = create_app(settings, a)
+    _, url, _ = launch(demo, settings, host="127.0.0.1", port=free_port(), prevent_thread_lock=True, quiet=True)
+    client = Client(url, verbose=False, analytics_enabled=False)
+    app = ChatApp(settings, a)
+    monkeypatch.setattr("assistant.pipeline.make_embedder", lambda s: embedder)
+    figures = {}
+    try:
+        assert client.predict(MOROCCO, api_name="/ask")["answer"] == want
+
+        def down_everywhere(label: str, bound: float) -> None:
+            t0 = time.monotonic()
+            with pytest.raises(StoreError, match="unreachable or failing") as err:
+                a.ask(MOROCCO)
+            assert chroma_server.url in str(err.value) and "chroma run" in str(err.value)
+            text = list(app.respond(MOROCCO, []))[-1][0][-1]["content"]
+            assert "The document index is unavailable" in text and chroma_server.url in text
+            with pytest.raises(AppError, match="unreachable or failing"):
+                client.predict(MOROCCO, api_name="/ask")
+            assert "unreachable" in client.predict(api_name="/status").get("error", "")
+            rc = main(["ask", MOROCCO, "--chroma-url", chroma_server.url, "--index-dir", settings.index_dir])
+            out, cli_err = capsys.readouterr()
+            assert rc == 1 and cli_err.startswith("error: ") and "unreachable" in cli_err and "Traceback" not in cli_err
+            elapsed = time.monotonic() - t0
+            figures[label] = round(elapsed, 1)
+            assert elapsed < bound, (label, elapsed)
+
+        chroma_server.stop()
+        down_everywhere("stopped", 20)  # refused connections: each answer at once
+        chroma_server.start()
+        assert client.predict(MOROCCO, api_name="/ask")["answer"] == want  # back, same process
+        assert a.ask(MOROCCO).answer == want
+        chroma_server.freeze()
+        down_everywhere("frozen", 5 * (settings.chroma_timeout + 2) + 10)  # five calls, each bounded by the timeout
+        chroma_server.thaw()
+        assert client.predict(MOROCCO, api_name="/ask")["answer"] == want
+    finally:
+        client.close()
+        demo.close()
+    print(f"chroma server faults: seconds to report everywhere {figures}")
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_chroma_server_stopped_mid_indexing_then_repaired(chroma_server, tmp_path, settings_factory, embedder, monkeypatch):
+    from assistant.pipeline import Assistant
+
+    settings = settings_factory(index_dir=str(tmp_path / "local"), chroma_url=chroma_server.url, collection="midrun",
+                                chroma_timeout=3.0)
+    a = Assistant(settings, embedder=embedder)
+    a.index([SEEDS], show_progress=False)
+    docs = tmp_path / "docs"
+    write_corpus(docs, [f"anse{i}" for i in range(6)], paras=30)
+    orig = ChunkStore.upsert
+    calls = []
+
+    def upsert(self, *args, **kwargs):
+        out = orig(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 1:
+            chroma_server.stop()  # the server goes away after the first batch of the run
+        return out
+
+    monkeypatch.setattr(ChunkStore, "upsert", upsert)
+    t0 = time.monotonic()
+    with pytest.raises(StoreError, match="unreachable or failing"):
+        a.index([docs], show_progress=False)
+    assert time.monotonic() - t0 < 60
+    monkeypatch.undo()
+    chroma_server.start()
+    assert "1,3 milliard" in a.ask(MOROCCO).answer  # what was indexed before is all there
+    report = a.index([docs], show_progress=False)
+    assert not report.failed and report.added == 6
+    a.index([SEEDS], show_progress=False)
+    state = check_consistent(settings, embedder)
+    assert state["files"] == 7
