@@ -153,7 +153,8 @@ class Lexicon:
         for row, term in zip(sims, terms):
             # inflections of the term itself ("method" -> "methods") match lexically anyway; leave them out of both
             # the candidates and the neighbourhood baseline, so real translations ("méthode") can stand out
-            order = np.argsort(-row)[:60]
+            top60 = np.argpartition(-row, 59)[:60] if len(row) > 60 else np.arange(len(row))
+            order = top60[np.argsort(-row[top60])]  # = argsort(-row)[:60] without sorting the whole vocabulary
             others = [j for j in order if stem(self._words[j]) != stem(term) and self._words[j] != term]
             if not others:
                 continue

@@ -43,6 +43,7 @@ class LexicalIndex:
         self.root = store.local_path("bm25")
         self._lock = threading.Lock()
         self._loaded: tuple[int, Any, list[str], dict] | None = None  # (generation, bm25, ids, meta)
+        self._live: tuple[Any, frozenset] | None = None  # (the loaded snapshot, its ids as a set)
 
     def exists(self) -> bool:
         """A persisted index built by the current tokeniser exists."""
@@ -138,11 +139,12 @@ class LexicalIndex:
             return self._loaded
 
     def search(self, tokens: list[str], n: int, extra: list[str] | None = None,
-               extra_weight: float = 1.0) -> tuple[list[tuple[str, float]], float]:
+               extra_weight: float = 1.0, snapshot: tuple | None = None) -> tuple[list[tuple[str, float]], float]:
         """Top-n (chunk id, score) and the share of the query's terms the index knows.
 
-        ``extra`` tokens (translations of the query's words) add their BM25 score times ``extra_weight``."""
-        loaded = self.load()
+        ``extra`` tokens (translations of the query's words) add their BM25 score times ``extra_weight``.
+        ``snapshot``: a :meth:`load` result to search (one query reads one snapshot), else the current one."""
+        loaded = self.load() if snapshot is None else snapshot
         if not loaded or loaded[1] is None or not tokens:
             return [], 0.0
         _, bm, ids, _ = loaded
@@ -168,14 +170,17 @@ class LexicalIndex:
             return None
         return loaded[1].vocab_dict
 
-    def live_ids(self) -> set[str] | None:
-        loaded = self.load()
+    def live_ids(self, snapshot: tuple | None = None) -> set[str] | None:
+        loaded = self.load() if snapshot is None else snapshot
         if not loaded:
             return None
-        return set(loaded[2])
+        live = self._live
+        if live is None or live[0] is not loaded:  # built once per snapshot, not per query (100k ids: milliseconds)
+            live = self._live = (loaded, frozenset(loaded[2]))
+        return live[1]
 
-    def meta(self) -> dict:
-        loaded = self.load()
+    def meta(self, snapshot: tuple | None = None) -> dict:
+        loaded = self.load() if snapshot is None else snapshot
         return loaded[3] if loaded else {}
 
 
@@ -331,8 +336,11 @@ class HybridRetriever:
         n_cand = max(4 * k, int(os.environ.get("ASSISTANT_CANDIDATES", "20")))
         qvec = self.embedder.encode([standalone], is_query=True)[0]
         t_embed = time.perf_counter()
+        # one BM25 snapshot for the whole query: its live ids filter the dense hits and its index gives the lexical
+        # hits, so a snapshot switch mid-query cannot mix an old version of a file with its new one
+        snap = self.lexical.load()
         dense = self.store.query(qvec, n_cand)
-        live = self.lexical.live_ids()
+        live = self.lexical.live_ids(snap)
         if live is not None:  # read a consistent snapshot while an indexing run writes
             dense = [d for d in dense if d.chunk_id in live]
         t_dense = time.perf_counter()
@@ -346,11 +354,11 @@ class HybridRetriever:
             tokens = lexical_tokens(standalone)
             # the corpus translations of the question's words: essential when the question is in another language
             # than the documents ("allocate" -> "mobilisé"), a mild help (synonyms) within one language
-            doc_lang = "fr" if self.lexical.meta().get("french_share", 0.5) >= 0.5 else "en"
+            doc_lang = "fr" if self.lexical.meta(snap).get("french_share", 0.5) >= 0.5 else "en"
             extra = [t for tr in translations.values() for t in lexical_tokens(" ".join(list(tr)[:2]))] \
                 if self.expand else []
             extra_weight = 1.0 if lang != doc_lang else self.SAME_LANGUAGE_EXPANSION
-            lex_hits, coverage = self.lexical.search(tokens, n_cand, extra, extra_weight)
+            lex_hits, coverage = self.lexical.search(tokens, n_cand, extra, extra_weight, snapshot=snap)
             weight = self.lexical_weight(lang, coverage)
         t_lex = time.perf_counter()
         fused = self.fuse(dense, lex_hits, weight)

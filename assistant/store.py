@@ -220,8 +220,12 @@ class ChunkStore:
                 from urllib.parse import urlparse
 
                 u = urlparse(server if "://" in server else "http://" + server)
-                client = chromadb.HttpClient(host=u.hostname or "127.0.0.1", port=u.port or (443 if u.scheme == "https" else 8000),
-                                             ssl=u.scheme == "https", settings=cs)
+                host, port = u.hostname or "127.0.0.1", u.port or (443 if u.scheme == "https" else 8000)
+                # chromadb's client talks to the server while it is built, with no timeout: a server that accepts
+                # connections but never answers (frozen, overloaded) would hang us there, so ask it first, bounded
+                _probe(f"{'https' if u.scheme == 'https' else 'http'}://{host}:{port}/api/v2/heartbeat",
+                       self.settings.chroma_timeout)
+                client = chromadb.HttpClient(host=host, port=port, ssl=u.scheme == "https", settings=cs)
                 _set_http_timeout(client, self.settings.chroma_timeout)
                 client.heartbeat()
             else:
@@ -395,6 +399,14 @@ class ChunkStore:
             sim = 1.0 - float(dist)
             out.append(ScoredChunk(chunk_id=cid, source=meta.get("source", ""), text=doc, score=sim, metadata=meta, dense_score=sim))
         return out
+
+
+def _probe(url: str, seconds: float) -> None:
+    """Raise when the server does not answer within ``seconds`` (an HTTP error status is left to chromadb)."""
+    import httpx
+
+    with httpx.Client(timeout=httpx.Timeout(seconds, connect=min(seconds, 5.0))) as http:
+        http.get(url)
 
 
 def _set_http_timeout(client, seconds: float) -> None:

@@ -606,14 +606,14 @@ def create_app(settings: Settings | None = None, assistant=None):
                                           visible=len(backends) > 1, interactive=True)
 
         gr.on(triggers=[msg.submit, chatbot.example_select], fn=respond, inputs=[msg, chatbot, k, backend],
-              outputs=[chatbot, sources], api_name="chat", show_progress="minimal")
+              outputs=[chatbot, sources], api_name="chat", show_progress="minimal", concurrency_id="answer")
         # registered after the chat listener, whose inputs are collected first: the box empties at once
         msg.submit(lambda: "", None, msg, queue=False, api_visibility="private", show_progress="hidden")
         chatbot.clear(lambda: SOURCES_PLACEHOLDER, None, sources, queue=False, api_visibility="private")
         files.upload(upload, inputs=[files], outputs=[upload_report, status_box, upload_json], api_name="upload",
                      concurrency_limit=1, concurrency_id="indexing", show_progress="full").then(
             lambda: None, None, files, queue=False, api_visibility="private")
-        gr.api(ask, api_name="ask")
+        gr.api(ask, api_name="ask", concurrency_id="answer")  # /chat and /ask share `concurrency` workers
         gr.api(status, api_name="status", queue=False)
 
         def on_page_load() -> str:
@@ -622,6 +622,9 @@ def create_app(settings: Settings | None = None, assistant=None):
 
         demo.load(on_page_load, None, status_box, api_visibility="private", queue=False)
 
+    # Queue: /chat and /ask share one pool of `concurrency` workers ("answer"; the embedder serialises the CPU work
+    # anyway), uploads run one at a time in their own pool ("indexing") so that answers go on during an upload, and
+    # /status bypasses the queue. Up to QUEUE_MAX_SIZE requests wait; beyond that a client gets "queue full" at once.
     demo.queue(default_concurrency_limit=max(1, int(settings.concurrency)), max_size=QUEUE_MAX_SIZE)
     demo.chat_app = app  # for tests and embedding
     return demo
@@ -690,7 +693,7 @@ def prepare_index(app: ChatApp) -> None:
     uploads = app.settings.uploads_path
     if not docs.exists():
         log.warning("docs folder %s does not exist; serving the existing index only", docs)
-    paths = [p for p in (docs, uploads) if p.is_dir() or p == docs and p.exists()]
+    paths = [p for p in dict.fromkeys((docs, uploads)) if p.exists()]
     if not paths:
         return
     from .store import StoreError

