@@ -344,16 +344,22 @@ def task_hnsw(p: dict) -> dict:
     tmp = Path(p["work_dir"])
     results = []
     for m, efc in p.get("builds", [[16, 128]]):
-        shutil.rmtree(tmp, ignore_errors=True)
-        client = chromadb.PersistentClient(path=str(tmp), settings=ChromaSettings(anonymized_telemetry=False))
-        c = client.create_collection("h", configuration={"hnsw": {"space": "cosine", "ef_construction": efc,
+        where = tmp / f"m{m}-efc{efc}"  # one folder per build: chroma caches its clients by path
+        shutil.rmtree(where, ignore_errors=True)
+        client = chromadb.PersistentClient(path=str(where), settings=ChromaSettings(anonymized_telemetry=False))
+        c = client.create_collection("hnsw-bench", configuration={"hnsw": {"space": "cosine", "ef_construction": efc,
                                                                   "max_neighbors": m, "ef_search": 64}})
         t = time.perf_counter()
         for i in range(0, n, 5000):
             c.add(ids=ids[i:i + 5000], embeddings=X[i:i + 5000])
         build_s = time.perf_counter() - t
         for ef in p.get("efs", [16, 32, 64, 128, 256]):
+            # a loaded HNSW index keeps the ef_search it was opened with: change it, then reopen the collection
             c.modify(configuration={"hnsw": {"ef_search": ef}})
+            del c, client
+            chromadb.api.client.SharedSystemClient.clear_system_cache()
+            client = chromadb.PersistentClient(path=str(where), settings=ChromaSettings(anonymized_telemetry=False))
+            c = client.get_collection("hnsw-bench")
             for q in Q[:5]:
                 c.query(query_embeddings=[q], n_results=k, include=[])
             lat, hit = [], 0
@@ -367,7 +373,7 @@ def task_hnsw(p: dict) -> dict:
             log(f"hnsw n={n} M={m} efc={efc} ef={ef}: recall@{k} {rec['recall']:.4f}, p50 {rec['query_ms']['p50']} ms")
             results.append(rec)
         del c, client
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(where, ignore_errors=True)
     return {"n": n, "dim": int(X.shape[1]), "queries": len(Q), "k": k, "exact_batch_ms_per_query": round(exact_ms, 3),
             "exact_single_ms": exact_single, "results": results}
 
