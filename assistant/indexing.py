@@ -294,6 +294,8 @@ class Indexer:
 
         th = threading.Thread(target=producer, name="assistant-loader", daemon=True)
         th.start()
+        if work:  # load the model (seconds) while the loader thread reads the first files
+            self.embedder.warm_up()
         batch: list[_Work] = []
         n_chunks = 0
         try:

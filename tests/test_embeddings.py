@@ -66,3 +66,27 @@ def test_unknown_model_name_fails_clearly_offline(settings_factory):
     emb = make_embedder(settings_factory(embedding_model="nobody/no-such-model-xyz"))
     with pytest.raises(RuntimeError, match="cannot load embedding model"):
         emb.warm_up()
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_reduced_precision_engines_stay_close_to_fp32(settings_factory, precision):
+    """bf16 (the default where the CPU has native bf16) and per-row int8 give the fp32 vectors, batch-independently."""
+    fp32 = make_embedder(settings_factory(embedding_precision="fp32"))
+    low = make_embedder(settings_factory(embedding_precision=precision))
+    assert low.model_id.endswith("+bf16" if precision == "bf16" else "+int8-row") and "+" not in fp32.model_id
+    a, b = fp32.encode(TEXTS), low.encode(TEXTS + ["x " * 300])[:3]
+    assert np.min(np.sum(a * b, axis=1)) > (0.9998 if precision == "bf16" else 0.998)
+    assert float(low.encode([TEXTS[2]])[0] @ b[2]) > 0.9999
+
+
+def test_precision_setting(settings_factory, monkeypatch):
+    from assistant import embeddings
+
+    monkeypatch.setattr(embeddings, "cpu_has_native_bf16", lambda: False)
+    assert embeddings.resolve_precision(settings_factory()) == "int8"
+    monkeypatch.setattr(embeddings, "cpu_has_native_bf16", lambda: True)
+    assert embeddings.resolve_precision(settings_factory()) == "bf16"
+    assert embeddings.resolve_precision(settings_factory(embedding_quantize=False)) == ""
+    assert embeddings.resolve_precision(settings_factory(embedding_precision="int8")) == "int8"
+    with pytest.raises(ValueError, match="embedding_precision"):
+        embeddings.resolve_precision(settings_factory(embedding_precision="fp8"))
