@@ -304,6 +304,16 @@ class VectorCache:
         self.embedder = embedder
         self.words = _LRU(size)
         self.sents = _LRU(size)
+        self.queries = _LRU(2048)
+
+    def query_vector(self, text: str) -> np.ndarray:
+        """The question's vector (``is_query``), embedded once: retrieval and the answerer both need it."""
+        hit = self.queries.get_many([text])
+        if text in hit:
+            return hit[text]
+        vec = self.embedder.encode([text], is_query=True)[0]
+        self.queries.put_many({text: vec})
+        return vec
 
     def word_vectors(self, words: list[str]) -> dict[str, np.ndarray]:
         have = self.words.get_many(words)
@@ -544,7 +554,7 @@ class ExtractiveAnswerer:
         phrase = [t for t in terms if t.phrase]
         question_words = {t.key for t in terms} | {t.stem for t in terms}
         # 2. meaning: question vs sentence embeddings
-        qv = self.embedder.encode([query], is_query=True)[0]
+        qv = self.cache.query_vector(query)
         svs = self.cache.sentence_vectors([c.text for c in cands])
         chunk_words: dict[str, set[str]] = {}
         source_words: dict[str, set[str]] = {}

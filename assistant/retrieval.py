@@ -249,11 +249,13 @@ class HybridRetriever:
     SAME_LANGUAGE_EXPANSION = float(os.environ.get("ASSISTANT_SAME_LANG_EXPANSION", "0.3"))
 
     def __init__(self, store: ChunkStore, embedder, lexical: LexicalIndex | None = None, k: int = 5,
-                 hybrid: str = "auto", history_turns: int = 2, lexicon=None):
+                 hybrid: str = "auto", history_turns: int = 2, lexicon=None, query_vector=None):
         if hybrid not in ("auto", "on", "off"):
             raise ValueError("hybrid must be auto, on or off")
         self.store = store
         self.embedder = embedder
+        # the question's vector; a cache shared with the answerer embeds each question once per process
+        self.query_vector = query_vector or (lambda text: self.embedder.encode([text], is_query=True)[0])
         self.lexical = lexical or LexicalIndex(store)
         self.k = k
         self.hybrid = hybrid
@@ -334,7 +336,7 @@ class HybridRetriever:
         standalone = condense_question(question, history, self.history_turns)
         lang = detect_language(question)
         n_cand = max(4 * k, int(os.environ.get("ASSISTANT_CANDIDATES", "20")))
-        qvec = self.embedder.encode([standalone], is_query=True)[0]
+        qvec = self.query_vector(standalone)
         t_embed = time.perf_counter()
         # one BM25 snapshot for the whole query: its live ids filter the dense hits and its index gives the lexical
         # hits, so a snapshot switch mid-query cannot mix an old version of a file with its new one

@@ -250,6 +250,9 @@ class ChunkStore:
                               f"{_short(err)})")
         return StoreError(f"{what} under {self.settings.index_dir}: {_short(err)}")
 
+    # HNSW parameters chosen with bench/ (`hnsw` step: recall@20 against exact search): at 89k chunks ef_search 64 -> 128
+    # raises recall from 0.91 to 0.96 for +0.2 ms a query; M=16 / ef_construction=128 build in 27 s with the same
+    # recall as M=32 or ef_construction=256 at 10k. Collections created before keep their ef_search.
     @property
     def collection(self):
         with self._lock:
@@ -260,7 +263,7 @@ class ChunkStore:
                 try:
                     self._vs = Chroma(collection_name=self.settings.collection, embedding_function=self.embedder,
                                       client=client, collection_configuration={"hnsw": {"space": "cosine",
-                                      "ef_construction": 128, "max_neighbors": 16, "ef_search": 64}})
+                                      "ef_construction": 128, "max_neighbors": 16, "ef_search": EF_SEARCH}})
                 except StoreError:
                     raise
                 except Exception as err:  # noqa: BLE001
@@ -399,6 +402,9 @@ class ChunkStore:
             sim = 1.0 - float(dist)
             out.append(ScoredChunk(chunk_id=cid, source=meta.get("source", ""), text=doc, score=sim, metadata=meta, dense_score=sim))
         return out
+
+
+EF_SEARCH = 128
 
 
 def _probe(url: str, seconds: float) -> None:

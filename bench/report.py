@@ -489,7 +489,7 @@ def notes(res: dict) -> str:
         txt = (f"**LangChain baseline.** Same files, same embedder object: {base['seconds']:.0f} s vs {ing['seconds']:.0f} s "
                f"({base['seconds'] / ing['seconds']:.2f}×). Both are bound by the same network; the textbook pipeline embeds "
                f"all {base['chunks']:,} chunks in one call (one global length sort) and builds nothing else, while "
-               "`assistant index` also writes the manifest, BM25 and the cross-lingual lexicon and commits every 64 chunks "
+               "`assistant index` also writes the manifest, BM25 and the cross-lingual lexicon and commits every 256 chunks "
                "(crash-safe, incremental). The difference that matters at scale is the re-index: the textbook way re-embeds "
                "everything on every change.")
         if base.get("query_ms") and res.get("serve:ingest-e5"):

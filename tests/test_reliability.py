@@ -78,6 +78,7 @@ KILL_CHILD = textwrap.dedent(r"""
 
     point, index_dir, docs = sys.argv[1:4]
     calls = {}
+    indexing.Indexer.BATCH_CHUNKS = 64  # several batches in this small corpus, as a large one has
 
     def kill():
         sys.stdout.flush()
@@ -219,6 +220,7 @@ def test_readers_get_the_old_version_until_the_new_snapshot_is_published(tmp_pat
         return orig_build(self, *args, **kwargs)
 
     monkeypatch.setattr(Store, "upsert", upsert)
+    monkeypatch.setattr(Indexer, "BATCH_CHUNKS", 32)  # several batches in this small corpus, as a large one has
     monkeypatch.setattr(LexicalIndex, "build", build)
     report = a.index([docs], show_progress=False)
     assert report.updated == 7 and len(answers) >= 3
@@ -497,6 +499,7 @@ def test_chroma_server_stopped_mid_indexing_then_repaired(chroma_server, tmp_pat
         return out
 
     monkeypatch.setattr(ChunkStore, "upsert", upsert)
+    monkeypatch.setattr(Indexer, "BATCH_CHUNKS", 32)  # several batches in this small corpus, as a large one has
     t0 = time.monotonic()
     with pytest.raises(StoreError, match="unreachable or failing"):
         a.index([docs], show_progress=False)
