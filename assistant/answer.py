@@ -306,6 +306,23 @@ class VectorCache:
         self.sents = _LRU(size)
         self.queries = _LRU(2048)
 
+    def query_and_words(self, query: str, words: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The question's vector and its words' vectors, whatever is not cached embedded in one call."""
+        qhit = self.queries.get_many([query])
+        have = self.words.get_many(words)
+        need = [w for w in dict.fromkeys(words) if w not in have]
+        if query in qhit:
+            qvec = qhit[query]
+            if need:
+                have.update(self.word_vectors(need))
+            return qvec, have
+        qvec, vecs = self.embedder.encode_with_query(query, need)
+        self.queries.put_many({query: qvec})
+        fresh = dict(zip(need, vecs))
+        self.words.put_many(fresh)
+        have.update(fresh)
+        return qvec, have
+
     def query_vector(self, text: str) -> np.ndarray:
         """The question's vector (``is_query``), embedded once: retrieval and the answerer both need it."""
         hit = self.queries.get_many([text])

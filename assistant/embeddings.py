@@ -73,6 +73,10 @@ class Embedder(Embeddings):
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)
         return vecs / np.maximum(norms, 1e-12)
 
+    def encode_with_query(self, query: str, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The query's vector and the (passage) vectors of ``texts``: one forward pass where the engine allows it."""
+        return self.encode([query], is_query=True)[0], self.encode(texts) if texts else np.zeros((0, self.dim), np.float32)
+
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self.encode(texts, is_query=False).tolist()
 
@@ -129,10 +133,21 @@ class TransformerEmbedder(Embedder):
         self.model = model
         self.dim = int(model.config.hidden_size)
 
-    def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
+    def encode_with_query(self, query: str, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        if not texts:
+            return super().encode_with_query(query, texts)
+        self.warm_up()
+        full = [self.query_prefix + (query if query.strip() else ".")]
+        full += [self.passage_prefix + (t if t.strip() else ".") for t in texts]
+        with self._lock:  # a question and its words are short: one batch costs about what the question alone does
+            vecs = np.asarray(self._encode(full, False, prefixed=True), dtype=np.float32)
+        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        return vecs[0], vecs[1:]
+
+    def _encode(self, texts: list[str], is_query: bool, prefixed: bool = False) -> np.ndarray:
         import torch
 
-        prefix = self.query_prefix if is_query else self.passage_prefix
+        prefix = "" if prefixed else self.query_prefix if is_query else self.passage_prefix
         enc = self.tokenizer([prefix + t for t in texts], truncation=True, max_length=self.max_length,
                              add_special_tokens=True)
         ids = enc["input_ids"]

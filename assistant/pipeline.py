@@ -64,7 +64,7 @@ class Assistant:
         self.cache = cache if cache is not None else VectorCache(self.embedder)  # share one between assistants with the same embedder
         self.retriever = HybridRetriever(self.store, self.embedder, self.lexical, k=self.settings.k, lexicon=self.lexicon,
                                          hybrid=self.settings.hybrid, history_turns=self.settings.history_turns,
-                                         query_vector=self.cache.query_vector)
+                                         embed_question=self.cache.query_and_words)
         self.extractive = ExtractiveAnswerer(self.embedder, threshold=self.settings.abstain_threshold,
                                              max_sentences=self.settings.max_answer_sentences, cache=self.cache,
                                              lexicon=self.lexicon, vocabulary=self.lexical.vocabulary)

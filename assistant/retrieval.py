@@ -249,13 +249,14 @@ class HybridRetriever:
     SAME_LANGUAGE_EXPANSION = float(os.environ.get("ASSISTANT_SAME_LANG_EXPANSION", "0.3"))
 
     def __init__(self, store: ChunkStore, embedder, lexical: LexicalIndex | None = None, k: int = 5,
-                 hybrid: str = "auto", history_turns: int = 2, lexicon=None, query_vector=None):
+                 hybrid: str = "auto", history_turns: int = 2, lexicon=None, embed_question=None):
         if hybrid not in ("auto", "on", "off"):
             raise ValueError("hybrid must be auto, on or off")
         self.store = store
         self.embedder = embedder
-        # the question's vector; a cache shared with the answerer embeds each question once per process
-        self.query_vector = query_vector or (lambda text: self.embedder.encode([text], is_query=True)[0])
+        # (question, words) -> (the question's vector, {word: vector}); a cache shared with the answerer embeds each
+        # question and word once per process
+        self.embed_question = embed_question or self._embed_question
         self.lexical = lexical or LexicalIndex(store)
         self.k = k
         self.hybrid = hybrid
@@ -290,6 +291,10 @@ class HybridRetriever:
     # experiment switches, for the measurements in the README (not settings users need)
     fusion = os.environ.get("ASSISTANT_FUSION", "cc")  # "cc" (default) or "rrf"
     expand = os.environ.get("ASSISTANT_XLING", "1") != "0"  # cross-lingual expansion of the BM25 query
+
+    def _embed_question(self, question: str, words: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        qvec, vecs = self.embedder.encode_with_query(question, words)
+        return qvec, dict(zip(words, vecs))
 
     def fuse(self, dense: list[ScoredChunk], lex_hits: list[tuple[str, float]], weight: float) -> dict[str, float]:
         """Combine the dense and BM25 rankings.
@@ -336,7 +341,9 @@ class HybridRetriever:
         standalone = condense_question(question, history, self.history_turns)
         lang = detect_language(question)
         n_cand = max(4 * k, int(os.environ.get("ASSISTANT_CANDIDATES", "20")))
-        qvec = self.query_vector(standalone)
+        # the question's words, to translate into the corpus's words (both ways: EN->FR, FR->EN)
+        words = [w for w in dict.fromkeys(words_of(standalone)) if w not in STOP and len(w) > 2 and not w.isdigit()]
+        qvec, word_vecs = self.embed_question(standalone, words)
         t_embed = time.perf_counter()
         # one BM25 snapshot for the whole query: its live ids filter the dense hits and its index gives the lexical
         # hits, so a snapshot switch mid-query cannot mix an old version of a file with its new one
@@ -346,9 +353,7 @@ class HybridRetriever:
         if live is not None:  # read a consistent snapshot while an indexing run writes
             dense = [d for d in dense if d.chunk_id in live]
         t_dense = time.perf_counter()
-        # translate the question's words into the corpus's words (both ways: EN->FR, FR->EN)
-        words = [w for w in dict.fromkeys(words_of(standalone)) if w not in STOP and len(w) > 2 and not w.isdigit()]
-        translations = self.lexicon.translate(words) if words else {}
+        translations = self.lexicon.translate(words, np.stack([word_vecs[w] for w in words])) if words else {}
         t_trans = time.perf_counter()
         lex_hits: list[tuple[str, float]] = []
         weight = 0.0

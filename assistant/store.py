@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 from .offline import configure_environment
 from .schema import ScoredChunk
@@ -252,7 +255,7 @@ class ChunkStore:
 
     # HNSW parameters chosen with bench/ (`hnsw` step: recall@20 against exact search): at 89k chunks ef_search 64 -> 128
     # raises recall from 0.91 to 0.96 for +0.2 ms a query; M=16 / ef_construction=128 build in 27 s with the same
-    # recall as M=32 or ef_construction=256 at 10k. Collections created before keep their ef_search.
+    # recall as M=32 or ef_construction=256 at 10k. Older collections are raised to it when opened.
     @property
     def collection(self):
         with self._lock:
@@ -269,6 +272,7 @@ class ChunkStore:
                 except Exception as err:  # noqa: BLE001
                     raise self._error("cannot open the collection", err) from None
                 self._client = client
+                _raise_ef_search(self._vs._collection)
             return self._vs._collection
 
     def vectorstore(self):
@@ -405,6 +409,16 @@ class ChunkStore:
 
 
 EF_SEARCH = 128
+
+
+def _raise_ef_search(collection) -> None:
+    """A collection made before ef_search was raised gets the current value (read by the next process to open it)."""
+    try:
+        hnsw = (getattr(collection, "configuration", None) or {}).get("hnsw") or {}
+        if 0 < int(hnsw.get("ef_search") or 0) < EF_SEARCH:
+            collection.modify(configuration={"hnsw": {"ef_search": EF_SEARCH}})
+    except Exception:  # noqa: BLE001 - an older server or a read-only store: keep what it has
+        log.debug("could not raise ef_search", exc_info=True)
 
 
 def _probe(url: str, seconds: float) -> None:
