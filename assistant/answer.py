@@ -316,7 +316,9 @@ class VectorCache:
             if need:
                 have.update(self.word_vectors(need))
             return qvec, have
-        qvec, vecs = self.embedder.encode_with_query(query, need)
+        from .embeddings import encode_with_query
+
+        qvec, vecs = encode_with_query(self.embedder, query, need)
         self.queries.put_many({query: qvec})
         fresh = dict(zip(need, vecs))
         self.words.put_many(fresh)

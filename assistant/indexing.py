@@ -214,6 +214,12 @@ class Indexer:
         manifest = self.manifest
         want = self.settings_fingerprint()
         have = {k: manifest.get_meta(k) for k in want}
+        if (not rebuild and not self.store.is_server and manifest.get_meta("state") == "clean"
+                and manifest.get_meta("target") == self.store.target and all(have[k] == want[k] for k in want)):
+            # the last run on this embedded index finished with these settings: nothing to check in the store (opening
+            # Chroma costs ~2 s of imports, most of a re-index that finds nothing changed); it is opened when a file
+            # needs writing. A server is always checked: another machine may have rebuilt its collection.
+            return False
         info = self.store.info()
         stored = {k: info.get(f"assistant_{k}") for k in want}
         count = self.store.count()

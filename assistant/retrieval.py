@@ -293,7 +293,9 @@ class HybridRetriever:
     expand = os.environ.get("ASSISTANT_XLING", "1") != "0"  # cross-lingual expansion of the BM25 query
 
     def _embed_question(self, question: str, words: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        qvec, vecs = self.embedder.encode_with_query(question, words)
+        from .embeddings import encode_with_query
+
+        qvec, vecs = encode_with_query(self.embedder, question, words)
         return qvec, dict(zip(words, vecs))
 
     def fuse(self, dense: list[ScoredChunk], lex_hits: list[tuple[str, float]], weight: float) -> dict[str, float]:

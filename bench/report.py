@@ -484,6 +484,16 @@ def notes(res: dict) -> str:
             top = sorted(((k, v) for k, v in prof.items() if v >= 0.01), key=lambda kv: -kv[1])
             txt += " Where the indexing process's main thread spends its time (py-spy, this run): " + ", ".join(
                 f"{k} {v * 100:.0f}%" for k, v in top) + "."
+            net = prof.get("embedding chunks: network")
+            if net and ing.get("tokens") and lim.get("limit_tokens_per_s"):
+                inside = ing["tokens"] / (net * ing["seconds"])
+                fixed = prof.get("start-up (imports, model load)", 0) + prof.get("lexicon: embedding the corpus words", 0)
+                txt += (f" Inside the pipeline the network itself runs at {inside:,.0f} tokens/s = "
+                        f"{inside / lim['limit_tokens_per_s']:.2f}× the limit (the tokenizer and the length-sorted batches "
+                        f"of 256 chunks cost a little); the miss is the fixed work around it — loading the model and the "
+                        f"imports, and embedding the corpus vocabulary for the cross-lingual lexicon, {fixed * 100:.0f}% of "
+                        "this run together. Neither grows with the number of chunks (the vocabulary grows far slower than "
+                        "the corpus), so the ratio rises on larger corpora.")
         out.append(txt)
     if ing and base:
         txt = (f"**LangChain baseline.** Same files, same embedder object: {base['seconds']:.0f} s vs {ing['seconds']:.0f} s "
@@ -492,6 +502,12 @@ def notes(res: dict) -> str:
                "`assistant index` also writes the manifest, BM25 and the cross-lingual lexicon and commits every 256 chunks "
                "(crash-safe, incremental). The difference that matters at scale is the re-index: the textbook way re-embeds "
                "everything on every change.")
+        ri = (res.get("reindex:ingest") or {})
+        if ri.get("unchanged") and ri.get("one_changed"):
+            txt += (f" After the first index we win: nothing changed, {ri['unchanged']['seconds']:.2f} s vs {base['seconds']:.0f} s "
+                    f"({base['seconds'] / max(ri['unchanged']['seconds'], 1e-3):.0f}×); one file edited, "
+                    f"{ri['one_changed']['seconds']:.1f} s and {ri['one_changed']['embedded']} chunk embedded vs the whole pipeline "
+                    f"again ({base['seconds'] / ri['one_changed']['seconds']:.1f}×).")
         if base.get("query_ms") and res.get("serve:ingest-e5"):
             e5 = res["serve:ingest-e5"]
             txt += (f" Query: `similarity_search` p50 {base['query_ms']['p50']:.1f} ms vs our hybrid retrieval "

@@ -201,7 +201,7 @@ class Bench:
         out = {"files": rep["files"]["added"], "chunks": rep["chunks"]["embedded"], "seconds": res["seconds"],
                "process_wall_s": res["wall_s"], "peak_rss_mb": res["maxrss_mb"], "disk_mb": rec["disk_mb"],
                "chunks_per_s": round(rep["chunks"]["embedded"] / res["seconds"], 2), "index_dir": rec["index_dir"],
-               "quiet": rec["quiet"]}
+               "quiet": rec["quiet"], "profile": res.get("profile")}
         toks = (self.results.get("limit") or {}).get("ingest_tokens")
         if toks and toks["chunks"] == out["chunks"]:
             out["tokens"] = toks["tokens"]

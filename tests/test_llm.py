@@ -568,6 +568,33 @@ def test_server_condense(server_settings, seeds_assistant):
 
 
 @pytest.mark.llm
+def test_llm_judge_through_the_real_server(server_settings, seeds_assistant):
+    """`assistant eval --llm-judge` wiring against the real server: both judge prompts reach it with the token limit,
+    and each metric ends as a score in [0, 1] or a recorded failure (a 270M base model rarely writes the JSON asked
+    for), never an exception that stops the evaluation."""
+    import httpx
+
+    from assistant import evaluation as ev
+    from tests.conftest import EVAL_DEV
+
+    bodies: list[dict] = []
+    client = httpx.Client(event_hooks={"request": [lambda req: bodies.append(json.loads(req.content or b"{}"))]})
+    settings = server_settings(llm_max_tokens=60)
+    judge = ev.Judge(L.make_chat_model(settings, http_client=client), seeds_assistant.embedder, settings=settings)
+    cases = [c for c in ev.load_cases(EVAL_DEV) if c.id in {"ambassador-en", "capital-of-france-en"}]
+    result = ev.evaluate(cases, seeds_assistant, judge=judge)  # one answered case is judged, the abstention is not
+    s = result.summary
+    assert s["n_judged"] == 1 and s["abstention_accuracy"] == 1.0
+    assert len(bodies) == 2 and all(b.get("max_tokens") == 60 for b in bodies)
+    prompts = [json.dumps(b["messages"], ensure_ascii=False) for b in bodies]
+    assert any("statement" in p for p in prompts) and any("question" in p for p in prompts)
+    m = next(c["metrics"] for c in result.cases if "faithfulness" in c["metrics"])
+    for key in ("faithfulness", "answer_relevancy"):
+        assert m[key] is None and key.split("_")[-1][:8] in m["judge_error"] or 0.0 <= m[key] <= 1.0, m
+    assert s["judge_errors"] == (1 if m.get("judge_error") else 0)
+
+
+@pytest.mark.llm
 def test_server_unreachable_or_silent_falls_back_within_timeout(server_settings, seeds_assistant):
     r = seeds_assistant.retrieve(QUESTION, k=1)
     seeds_assistant.extractive.run(r)  # warm: the bounds below are the timeout plus the grounded answer's own time
