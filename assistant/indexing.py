@@ -308,8 +308,8 @@ class Indexer:
 
         th = threading.Thread(target=producer, name="assistant-loader", daemon=True)
         th.start()
-        if work:  # load the model (seconds) while the loader thread reads the first files
-            self.embedder.warm_up()
+        # the model loads at the first batch that needs embedding, not before: a run whose files are unchanged, or whose
+        # chunks all reuse stored vectors, never loads it (the app's start-up relies on that)
         batch: list[_Work] = []
         n_chunks = 0
         try:

@@ -135,7 +135,9 @@ def build_table(res: dict) -> str:
             continue
         out.append(f"| {_size_label(res, label)} | {b['files']:,} | {b['chunks']:,} | use | {b['seconds']:.1f} | {b['chunks_per_s']:.1f} | "
                    f"{b['peak_rss_mb']:.0f} | {_f(b['disk_mb'], 0)} ({_f(b['chroma_mb'], 0)}) | "
-                   f"{'cached build of ' + b['date'] if b.get('cached') else 'this run'} |")
+                   + (f"built in {b['parts']} parts (interrupted, then resumed; the earlier parts on a busy machine): "
+                      "not a throughput figure |" if (b.get('parts') or 1) > 1 else
+                      f"{'cached build of ' + b['date'] if b.get('cached') else 'this run'} |"))
     return "\n".join(out)
 
 
@@ -394,8 +396,11 @@ def write_report(res: dict, smoke: bool = False, out_dir: Path | None = None) ->
               "## 7. Start-up", "", startup_md(res), "",
               "## 8. Chroma server mode", "", server_md(res), "",
               "## HNSW parameters", "",
-              "The collection is created with `space=cosine, max_neighbors=16, ef_construction=128, ef_search=64` "
-              "(assistant/store.py). Measured on copies of the built vectors:", "", hnsw_table(res), hnsw_md(res), ""]
+              "The collection is created with `space=cosine, max_neighbors=16, ef_construction=128, ef_search=128` "
+              "(assistant/store.py), chosen from the tables below: at 89k vectors ef_search 64 → 128 raises recall@20 "
+              "from 0.91 to 0.96 for 0.2 ms a query, and at 10k larger `max_neighbors` or `ef_construction` buy no "
+              "recall worth their build time. The serving measurements above ran with ef_search 128. Measured on copies "
+              "of the built vectors:", "", hnsw_table(res), hnsw_md(res), ""]
     if pngs:
         parts += ["## Plots", ""] + [f"![{p}]({p})" for p in pngs] + [""]
     parts += ["## Summary (repeated)", "", summary_table(res), ""]

@@ -436,7 +436,8 @@ def _build_row(rec: dict) -> dict:
     return {"chunks": rep["chunks"]["total"], "embedded": rep["chunks"]["embedded"], "files": rep["files"]["added"],
             "seconds": res["seconds"], "chunks_per_s": round(rep["chunks"]["embedded"] / max(res["seconds"], 1e-9), 1),
             "peak_rss_mb": res["maxrss_mb"], "disk_mb": rec["disk_mb"], "chroma_mb": rec["chroma_mb"],
-            "cached": rec.get("cached", False), "date": rec["date"], "quiet": rec.get("quiet")}
+            "cached": rec.get("cached", False), "date": rec["date"], "quiet": rec.get("quiet"),
+            "parts": len(res.get("parts") or []) or 1}
 
 
 def _reindex_row(r: dict) -> dict:
