@@ -30,7 +30,7 @@ def shift(md: str) -> str:
             fence = not fence
         elif not fence and re.match(r"^#{1,6} ", line):
             line = "#" * delta + line if delta >= 0 else line[-delta:]
-        out.append(line.replace("](screenshot.png)", "](docs/screenshot.png)"))
+        out.append(line.replace("](screenshot.png)", "](docs/screenshot.png)").replace("](../", "]("))  # docs/ links, seen from the root
     return "\n".join(out).strip() + "\n"
 
 
