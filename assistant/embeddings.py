@@ -151,29 +151,13 @@ class TransformerEmbedder(Embedder):
         enc = self.tokenizer([prefix + t for t in texts], truncation=True, max_length=self.max_length,
                              add_special_tokens=True)
         ids = enc["input_ids"]
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
-        pad = self.tokenizer.pad_token_id or 0
         with torch.inference_mode():
-            i = 0
-            while i < len(order):
-                # longest item is last in the sorted batch: grow while batch_size * longest <= budget
-                j = i + 1
-                while j < len(order) and (j - i + 1) * len(ids[order[j]]) <= self.batch_tokens:
-                    j += 1
-                batch = order[i:j]
-                width = len(ids[batch[-1]])
-                inp = torch.full((len(batch), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for r, k in enumerate(batch):
-                    seq = ids[k]
-                    inp[r, : len(seq)] = torch.tensor(seq)
-                    mask[r, : len(seq)] = 1
+            for batch, inp, mask in length_sorted_batches(ids, self.batch_tokens, self.tokenizer.pad_token_id or 0):
                 hidden = self.model(input_ids=inp, attention_mask=mask).last_hidden_state.float()
                 m = mask.unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
                 out[batch] = pooled.float().numpy()
-                i = j
         return out
 
 
@@ -347,6 +331,31 @@ class USEEmbedder(Embedder):
     @property
     def model_id(self) -> str:
         return "use-multilingual-v3"
+
+
+def length_sorted_batches(ids: list[list[int]], budget: int, pad: int):
+    """Token id lists sorted by length and packed into batches while batch size x longest <= ``budget`` tokens.
+
+    Yields (indices into ``ids``, input_ids, attention_mask); little padding, and the same batches for the engine
+    and for the benchmark's measurement of the network alone."""
+    import torch
+
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    i = 0
+    while i < len(order):
+        # the longest item is last in the sorted batch: grow while batch_size * longest <= budget
+        j = i + 1
+        while j < len(order) and (j - i + 1) * len(ids[order[j]]) <= budget:
+            j += 1
+        batch = order[i:j]
+        width = len(ids[batch[-1]])
+        inp = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for r, k in enumerate(batch):
+            inp[r, : len(ids[k])] = torch.tensor(ids[k])
+            mask[r, : len(ids[k])] = 1
+        yield batch, inp, mask
+        i = j
 
 
 def encode_with_query(embedder, query: str, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -129,6 +129,8 @@ class Indexer:
         self.lexicon = Lexicon(self.store.local_path("lexicon"), self.embedder)
         self._new_words: set[str] = set()
         self._stale: list[str] = []
+        self._may_load = threading.Event()  # cleared while the model runs: the loader thread waits (see _process)
+        self._may_load.set()
 
     @property
     def manifest(self) -> Manifest:
@@ -295,8 +297,6 @@ class Indexer:
         slows every matrix product down more than the parsing gains (on 2 cores)."""
         q: queue.Queue = queue.Queue(maxsize=64)
         stop = threading.Event()
-        self._may_load = threading.Event()
-        self._may_load.set()
 
         def producer():
             for w in work:
@@ -361,9 +361,7 @@ class Indexer:
         if to_embed:
             texts = [c.embed_text for c in to_embed]
             step = self.BATCH_CHUNKS
-            gate = getattr(self, "_may_load", None)
-            if gate is not None:
-                gate.clear()  # the loader finishes the file it is reading, then waits
+            self._may_load.clear()  # the loader finishes the file it is reading, then waits
             try:
                 for i in range(0, len(texts), step):
                     vecs = self.embedder.encode(texts[i:i + step])
@@ -371,8 +369,7 @@ class Indexer:
                         vectors[c.id] = v
                     bars.chunks(len(vecs))
             finally:
-                if gate is not None:
-                    gate.set()
+                self._may_load.set()
         report.embedded += len(to_embed)
         report.reused += len(missing) - len(to_embed)
         for c in missing:

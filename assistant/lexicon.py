@@ -59,7 +59,7 @@ class Lexicon:
         self._words: list[str] | None = None
         self._index: dict[str, int] = {}
         self._vectors: np.ndarray | None = None
-        self._vectors32: np.ndarray | None = None
+        self._product: _ProductMatrix | None = None
         self._mtime = 0.0
 
     # --- persistence -------------------------------------------------------------
@@ -86,7 +86,7 @@ class Lexicon:
             if len(words) != len(vectors):
                 return False
             self._words, self._vectors, self._mtime = words, vectors, mtime
-            self._vectors32 = None
+            self._product = None
             self._index = {w: i for i, w in enumerate(words)}
             return True
 
@@ -144,9 +144,9 @@ class Lexicon:
         if vectors is None:
             vectors = self.embedder.encode(terms)
         with self._lock:
-            if self._vectors32 is None:  # float16 on disk; in memory, the form of the fastest product on this CPU
-                self._vectors32 = _ProductMatrix(self._vectors)
-            V = self._vectors32
+            if self._product is None:  # float16 on disk; in memory, the form of the fastest product on this CPU
+                self._product = _ProductMatrix(self._vectors)
+            V = self._product
         q = np.asarray(vectors, dtype=np.float32)
         approx = V.sims(q)
         from .text import stem

