@@ -104,3 +104,15 @@ def ui_server(tmp_path_factory, settings_factory, embedder, seeds_index):
         yield SimpleNamespace(url=url, demo=demo, settings=settings, assistant=assistant, uploads=root / "uploads")
     finally:
         demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(ui_server):
+    """A gradio_client over the in-process chat (one per test module)."""
+    from gradio_client import Client
+
+    c = Client(ui_server.url, verbose=False, analytics_enabled=False)
+    try:
+        yield c
+    finally:
+        c.close()

@@ -1,6 +1,13 @@
-"""Builders for real test documents (PDF via reportlab, DOCX via python-docx)."""
+"""Builders for real test documents (PDF via reportlab, DOCX via python-docx), and a real Chroma server."""
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 
@@ -156,3 +163,65 @@ def serve_app_for_tests() -> None:
     prepare_index(app)
     demo = create_app(settings, app.assistant)
     launch(demo, settings, host="127.0.0.1", port=int(port), quiet=True)
+
+
+class ChromaServer:
+    """A real `chroma run --path DIR --host 127.0.0.1 --port P` that a test can stop, freeze and start again."""
+
+    def __init__(self, path: Path, port: int):
+        self.path, self.port, self.proc = path, port, None
+        self.url = f"http://127.0.0.1:{port}"
+
+    def start(self) -> "ChromaServer":
+        exe = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
+        self.proc = subprocess.Popen([exe, "run", "--path", str(self.path), "--host", "127.0.0.1", "--port", str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/v2/heartbeat", timeout=1):
+                    return self
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("the chroma server did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def freeze(self) -> None:  # still accepts connections (the kernel does), never answers
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
+
+def check_consistent(settings, embedder) -> dict:
+    """No duplicate, orphan, missing or pending chunk; the BM25 snapshot covers exactly the live chunks."""
+    from assistant.retrieval import LexicalIndex
+    from assistant.store import ChunkStore, Manifest
+
+    store = ChunkStore(settings, embedder)
+    manifest = Manifest(store.local_path("manifest.sqlite3"))
+    records = manifest.files()
+    assert all(r.status == "done" for r in records.values()), "a file is left pending"
+    live = [cid for r in records.values() for cid in r.chunk_ids]
+    assert len(live) == len(set(live)), "duplicate chunk ids in the manifest"
+    ids = store.all_ids()
+    assert len(ids) == len(set(ids)), "duplicate chunks in the store"
+    assert sorted(ids) == sorted(live), (f"{len(set(ids) - set(live))} orphan and "
+                                         f"{len(set(live) - set(ids))} missing chunks")
+    snapshot = LexicalIndex(store, manifest).live_ids()
+    assert snapshot == set(live), "the BM25 snapshot that queries read is not the index"
+    assert manifest.get_meta("state") == "clean"
+    return {"files": len(records), "chunks": len(ids), "ids": set(ids)}

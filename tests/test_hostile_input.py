@@ -71,17 +71,6 @@ def test_question_through_the_assistant(seeds_assistant, question, refusal):
         assert not ans.abstained and "1,3 milliard" in ans.answer
 
 
-@pytest.fixture(scope="module")
-def client(ui_server):
-    from gradio_client import Client
-
-    c = Client(ui_server.url, verbose=False, analytics_enabled=False)
-    try:
-        yield c
-    finally:
-        c.close()
-
-
 @pytest.mark.parametrize("question, refusal", QUESTIONS, ids=IDS)
 def test_question_through_the_api_and_the_chat(client, ui_server, question, refusal):
     """/ask and /chat over plain HTTP (any JSON, lone surrogates included) and through gradio_client."""

@@ -16,7 +16,7 @@ from assistant.indexing import Indexer
 from assistant.store import ChunkStore, Manifest
 
 from .conftest import ROOT, SEEDS
-from .helpers import make_pdf
+from .helpers import check_consistent, make_pdf
 
 PARAS = [
     "Le port de Brest accueille chaque été une grande fête maritime. Des centaines de voiliers traditionnels y participent.",
@@ -39,16 +39,8 @@ def write_docs(folder: Path, n_files: int = 3, paras_per_file: int = 6) -> list[
 
 def consistent(settings, embedder) -> tuple[int, int]:
     """The collection holds exactly the chunks the manifest accounts for; returns (files, chunks)."""
-    store = ChunkStore(settings, embedder)
-    manifest = Manifest(store.local_path("manifest.sqlite3"))
-    records = manifest.files()
-    assert all(r.status == "done" for r in records.values()), "a file is left pending"
-    expected = [cid for r in records.values() for cid in r.chunk_ids]
-    assert len(expected) == len(set(expected)), "duplicate chunk ids in the manifest"
-    ids = store.all_ids()
-    assert len(ids) == len(set(ids))
-    assert sorted(ids) == sorted(expected), "orphan or missing chunks"
-    return len(records), len(ids)
+    r = check_consistent(settings, embedder)
+    return r["files"], r["chunks"]
 
 
 @pytest.fixture()

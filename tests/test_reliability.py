@@ -12,11 +12,9 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -28,7 +26,7 @@ from assistant.retrieval import LexicalIndex
 from assistant.store import WRITE_RESERVE_BYTES, ChunkStore, Manifest, StoreError
 
 from .conftest import ROOT, SEEDS, free_port
-from .helpers import HashEmbedder
+from .helpers import ChromaServer, HashEmbedder, check_consistent
 
 MOROCCO = "How much did Morocco allocate to startups?"
 MOROCCO_FR = "Quel montant le Maroc a-t-il mobilisé pour les startups ?"  # answered by the hash embedder too (BM25)
@@ -48,24 +46,6 @@ def write_corpus(folder: Path, names: list[str], paras: int = 12, version: str =
         body = "\n\n".join(f"{name} ({version}), partie {j}. " + TOPICS[j % len(TOPICS)].format(p=f"{name}-{j}")
                            for j in range(paras))
         (folder / f"{name}.txt").write_text(body, encoding="utf-8")
-
-
-def check_consistent(settings, embedder) -> dict:
-    """No duplicate, orphan, missing or pending chunk; the BM25 snapshot covers exactly the live chunks."""
-    store = ChunkStore(settings, embedder)
-    manifest = Manifest(store.local_path("manifest.sqlite3"))
-    records = manifest.files()
-    assert all(r.status == "done" for r in records.values()), "a file is left pending"
-    live = [cid for r in records.values() for cid in r.chunk_ids]
-    assert len(live) == len(set(live)), "duplicate chunk ids in the manifest"
-    ids = store.all_ids()
-    assert len(ids) == len(set(ids)), "duplicate chunks in the store"
-    assert sorted(ids) == sorted(live), (f"{len(set(ids) - set(live))} orphan and "
-                                         f"{len(set(live) - set(ids))} missing chunks")
-    snapshot = LexicalIndex(store, manifest).live_ids()
-    assert snapshot == set(live), "the BM25 snapshot that queries read is not the index"
-    assert manifest.get_meta("state") == "clean"
-    return {"files": len(records), "chunks": len(ids), "ids": set(ids)}
 
 
 # --------------------------------------------------------------------------- SIGKILL at named points of a run
@@ -367,47 +347,6 @@ def test_upload_on_a_full_disk_is_refused_per_file_and_the_index_still_answers(s
 
 
 # --------------------------------------------------------------------------- a Chroma server that goes away
-class ChromaServer:
-    """A real `chroma run --path DIR --host 127.0.0.1 --port P` that a test can stop, freeze and start again."""
-
-    def __init__(self, path: Path, port: int):
-        self.path, self.port, self.proc = path, port, None
-        self.url = f"http://127.0.0.1:{port}"
-
-    def start(self) -> "ChromaServer":
-        exe = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
-        self.proc = subprocess.Popen([exe, "run", "--path", str(self.path), "--host", "127.0.0.1", "--port", str(self.port)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/api/v2/heartbeat", timeout=1):
-                    return self
-            except OSError:
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("the chroma server did not start")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def freeze(self) -> None:  # still accepts connections (the kernel does), never answers
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        self.proc.send_signal(signal.SIGCONT)
-
-
 @pytest.fixture()
 def chroma_server(tmp_path):
     server = ChromaServer(tmp_path / "chroma-data", free_port()).start()

@@ -2,13 +2,9 @@
 from __future__ import annotations
 
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -17,36 +13,18 @@ from assistant.pipeline import Assistant
 from assistant.store import ChunkStore, StoreError
 
 from .conftest import SEEDS, free_port
+from .helpers import ChromaServer
 
 pytestmark = pytest.mark.server
 
 
-def start_chroma(path: Path, port: int) -> subprocess.Popen:
-    exe = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
-    proc = subprocess.Popen([exe, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1):
-                return proc
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("chroma server did not start")
-
-
 @pytest.fixture(scope="module")
 def chroma_server(tmp_path_factory):
-    port = free_port()
-    proc = start_chroma(tmp_path_factory.mktemp("chroma-server"), port)
-    yield f"http://127.0.0.1:{port}"
-    proc.send_signal(signal.SIGTERM)
+    server = ChromaServer(tmp_path_factory.mktemp("chroma-server"), free_port()).start()
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        yield server.url
+    finally:
+        server.stop()
 
 
 def test_index_and_ask_through_a_chroma_server(chroma_server, tmp_path, settings_factory, embedder):

@@ -19,17 +19,6 @@ SEED = "seeds/000_aa041678daf2c786.txt"
 XSS = '<script>window.__pwned=1</script> <img src=x onerror="window.__pwned=2">'
 
 
-@pytest.fixture(scope="module")
-def client(ui_server):
-    from gradio_client import Client
-
-    c = Client(ui_server.url, verbose=False, analytics_enabled=False)
-    try:
-        yield c
-    finally:
-        c.close()
-
-
 # --------------------------------------------------------------------------- API against the running app
 def test_api_lists_documented_endpoints(client):
     info = client.view_api(return_format="dict", print_info=False)
