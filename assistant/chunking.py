@@ -65,9 +65,11 @@ class Chunker:
         return len(self.enc.encode_ordinary(text))
 
     # ------------------------------------------------------------------
-    def run(self, doc: Document, source_key: str | None = None) -> list[Chunk]:
+    def run(self, doc: Document, source_key: str | None = None, deadline=None) -> list[Chunk]:
+        """Chunks of ``doc``; ``deadline`` (an object with ``check()``, see :class:`assistant.loaders.Deadline`) is
+        checked between pieces of work, so that a file over its time budget stops with a reason."""
         source_key = source_key or doc.source
-        sents = self._sentences(doc)
+        sents = self._sentences(doc, deadline)
         spans = self._pack(sents, doc.text)
         block_starts = [b.start for b in doc.blocks]
         chunks: list[Chunk] = []
@@ -87,42 +89,69 @@ class Chunker:
                                 context=context[:300]))
         return chunks
 
-    def _sentences(self, doc: Document) -> list[_Sent]:
+    # Over-long sentences are tokenised through a window of text, never whole: a window holds a little more than one
+    # piece (``chunk_tokens + _MARGIN`` tokens; it starts at ``_CHARS_PER_TOKEN`` characters a token and doubles while
+    # it holds fewer), so each piece costs the same whatever the length of the sentence and cutting is linear in it.
+    # Re-encoding the whole rest of the sentence for every piece made a 2 MB line of words take ~10 minutes.
+    _MARGIN = 16  # tokens past the cut: the window's end cannot change the tokens before the cut
+    _CHARS_PER_TOKEN = 8
+
+    def _sentences(self, doc: Document, deadline=None) -> list[_Sent]:
         spans: list[tuple[int, int, tuple]] = []
         for b in doc.blocks:
+            if deadline is not None:
+                deadline.check()
             key = (b.page, b.section)
             for s, e in sentence_spans(doc.text, b.start, b.end):
                 spans.append((s, e, key))
         if not spans:
             return []
-        counts = [len(t) for t in self.enc.encode_ordinary_batch([doc.text[s:e] for s, e, _ in spans])]
+        # sentences longer than one window go to _cut_long without being encoded whole (encoding is linear, but a
+        # 20 MB sentence would be encoded here and then again piece by piece)
+        window = (self.chunk_tokens + self._MARGIN) * self._CHARS_PER_TOKEN
+        short = [i for i, (s, e, _) in enumerate(spans) if e - s <= window]
+        counts = dict(zip(short, (len(t) for t in self.enc.encode_ordinary_batch([doc.text[spans[i][0]:spans[i][1]]
+                                                                                  for i in short]))))
         out: list[_Sent] = []
-        for (s, e, key), n in zip(spans, counts):
-            if n <= self.chunk_tokens:
+        for i, (s, e, key) in enumerate(spans):
+            n = counts.get(i)
+            if n is not None and n <= self.chunk_tokens:
                 out.append(_Sent(s, e, n, key))
             else:
-                out.extend(self._cut_long(doc.text, s, e, key))
+                out.extend(self._cut_long(doc.text, s, e, key, deadline))
         return out
 
-    def _cut_long(self, text: str, s: int, e: int, key: tuple) -> list[_Sent]:
-        """Cut one over-long sentence into pieces of at most ``chunk_tokens`` tokens (at spaces when possible)."""
+    def _cut_long(self, text: str, s: int, e: int, key: tuple, deadline=None) -> list[_Sent]:
+        """Cut one over-long sentence into pieces of at most ``chunk_tokens`` tokens (at spaces when possible).
+
+        Linear in the sentence: each piece tokenises a bounded window of text starting at the piece (see _MARGIN).
+        """
         pieces: list[_Sent] = []
+        limit = self.chunk_tokens
         a = s
         while a < e:
             while a < e and text[a].isspace():
                 a += 1
             if a >= e:
                 break
-            toks = self.enc.encode_ordinary(text[a:e])
-            if len(toks) <= self.chunk_tokens:
+            if deadline is not None:
+                deadline.check()
+            width = (limit + self._MARGIN) * self._CHARS_PER_TOKEN
+            while True:
+                z = min(e, a + width)
+                toks = self.enc.encode_ordinary(text[a:z])
+                if z == e or len(toks) > limit + self._MARGIN:
+                    break
+                width *= 2  # long tokens (runs of one character, long words): widen until the window holds a piece
+            if z == e and len(toks) <= limit:
                 b = e
             else:
                 _, offsets = self.enc.decode_with_offsets(toks)
-                b = a + offsets[self.chunk_tokens]
+                b = a + offsets[limit]
                 sp = text.rfind(" ", a + 1, b)
                 if sp > a + (b - a) // 2:
                     b = sp
-                while b > a + 1 and self.count_tokens(text[a:b]) > self.chunk_tokens:
+                while b > a + 1 and self.count_tokens(text[a:b]) > limit:
                     b = a + (b - a) * 9 // 10  # rare: re-tokenising the piece gave more tokens
             end = b
             while end > a and text[end - 1].isspace():
