@@ -35,7 +35,7 @@ Rules (all deterministic, no randomness other than salted sha256):
   corpus is stratified).  Thresholds, not ranks: adding cases never moves an
   existing case to another split.
 * **held-out documents**: in the variants ``service-public-heldout`` and
-  ``cnil-heldout`` a hash-chosen 20 % of the *eligible* answering documents is
+  ``cnil-heldout`` a hash-chosen 30 % of the *eligible* answering documents is
   left out of the folder, and their questions become unanswerable (facts and
   evidence emptied).  Eligible = nothing else in the corpus can answer it by
   our checks: its answer span (facts and evidence, normalised) occurs in no
