@@ -128,6 +128,7 @@ class Chunker:
         """
         pieces: list[_Sent] = []
         limit = self.chunk_tokens
+        width = (limit + self._MARGIN) * self._CHARS_PER_TOKEN
         a = s
         while a < e:
             while a < e and text[a].isspace():
@@ -136,7 +137,6 @@ class Chunker:
                 break
             if deadline is not None:
                 deadline.check()
-            width = (limit + self._MARGIN) * self._CHARS_PER_TOKEN
             while True:
                 z = min(e, a + width)
                 toks = self.enc.encode_ordinary(text[a:z])
@@ -157,6 +157,9 @@ class Chunker:
             while end > a and text[end - 1].isspace():
                 end -= 1
             pieces.append(_Sent(a, end, self.count_tokens(text[a:end]), key))
+            # the next window: the characters this piece took per token (CJK text holds 1-2 characters a token, where
+            # the first guess would tokenise ten pieces' worth), with room for the margin and a denser next piece
+            width = max(64, (b - a) * (limit + 2 * self._MARGIN) // limit + 16)
             a = b
         return pieces
 

@@ -229,12 +229,15 @@ def _load_txt(data: bytes) -> tuple[list[_Para], str]:
 
 # --------------------------------------------------------------------------- markdown
 _HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.+?)\s*#*\s*$")
+# Every pattern scans a bounded distance from where it starts (link and image texts up to 500 characters, their URL up
+# to 2,000, emphasis up to 500): unbounded, each unclosed "[" or "**" of a long line scanned to the end of the line,
+# which made a 2 MB paragraph with a few thousand of them quadratic. Longer spans keep their markers.
 _MD_INLINE = [
-    (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),  # images -> alt text
-    (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),  # links -> text
-    (re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1"), r"\2"),  # bold
-    (re.compile(r"(?<![\w*])\*(?=\S)(.+?)(?<=\S)\*(?![\w*])"), r"\1"),  # italics
-    (re.compile(r"`([^`]+)`"), r"\1"),  # inline code
+    (re.compile(r"!\[([^\]]{0,500})\]\([^)]{0,2000}\)"), r"\1"),  # images -> alt text
+    (re.compile(r"\[([^\]]{1,500})\]\([^)]{0,2000}\)"), r"\1"),  # links -> text
+    (re.compile(r"(\*\*|__)(?=\S)(.{1,500}?)(?<=\S)\1"), r"\2"),  # bold
+    (re.compile(r"(?<![\w*])\*(?=\S)(.{1,500}?)(?<=\S)\*(?![\w*])"), r"\1"),  # italics
+    (re.compile(r"`([^`]+)`"), r"\1"),  # inline code (scans to the next backtick only: linear)
 ]
 
 
@@ -312,6 +315,10 @@ def _load_html(data: bytes) -> tuple[list[_Para], str]:
     return [_soft_unwrap(p) for p in markdown_paragraphs(_clean(md or ""))], title
 
 
+# A line break and the spaces around it. The look-behind makes a match start where a run of spaces starts (as the
+# leftmost match would anyway; a line break right after a match is the second branch): a long run of spaces with no
+# line break after it is scanned once, not once per space.
+_LINE_BREAK = re.compile(r"(?<![ \t])[ \t]*\n[ \t]*|\n[ \t]*")
 _STRUCTURED_LINE = re.compile(r"^\s*(?:[-*+•]\s|\d+[.)]\s|\||#|>|\$ |# )|^\s{4,}|\t")
 
 
@@ -320,7 +327,7 @@ def _soft_unwrap(p: _Para) -> _Para:
     lines = p.text.split("\n")
     if len(lines) < 2 or any(_STRUCTURED_LINE.match(line) for line in lines):
         return p
-    p.text = re.sub(r"[ \t]*\n[ \t]*", " ", p.text)
+    p.text = _LINE_BREAK.sub(" ", p.text)
     return p
 
 
@@ -330,7 +337,7 @@ _HYPHEN_BREAK = re.compile(r"(\w)-\n(\w)")
 
 def _unwrap(par: str) -> str:
     par = _HYPHEN_BREAK.sub(r"\1\2", par)
-    return re.sub(r"[ \t]*\n[ \t]*", " ", par).strip()
+    return _LINE_BREAK.sub(" ", par).strip()
 
 
 def _load_pdf(data: bytes) -> tuple[list[_Para], str]:
@@ -394,10 +401,17 @@ def _load_docx(data: bytes) -> tuple[list[_Para], str]:
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
+    from docx.enum.style import WD_STYLE_TYPE
+
     d = docx.Document(io.BytesIO(data))
     paras: list[_Para] = []
     section = ""
     body = d.element.body
+    # paragraph style names looked up once: python-docx's ``Paragraph.style`` scans every style of the document for
+    # each paragraph (a DOCX of 200k paragraphs took minutes in it)
+    styles = {s.style_id: s.name or "" for s in d.styles if s.type == WD_STYLE_TYPE.PARAGRAPH}
+    default = d.styles.default(WD_STYLE_TYPE.PARAGRAPH)
+    default_name = (default.name or "") if default is not None else ""
     for child in body.iterchildren():
         tag = child.tag.rsplit("}", 1)[-1]
         if tag == "p":
@@ -405,7 +419,7 @@ def _load_docx(data: bytes) -> tuple[list[_Para], str]:
             text = p.text.strip()
             if not text:
                 continue
-            style = (p.style.name if p.style is not None else "") or ""
+            style = styles.get(child.style, default_name) if child.style else default_name
             if style.lower().startswith(("heading", "titre", "title")):
                 section = text
                 paras.append(_Para(text, None, section, heading=True))

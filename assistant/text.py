@@ -39,8 +39,11 @@ _ABBREV = {
     "m", "mm", "mme", "mmes", "mlle", "mlles", "me", "pr", "ste", "av", "apr", "j.-c", "env", "chap", "éd", "ed",
     "art", "al", "coll", "réf", "ref", "tél", "tel", "n°", "nº", "cie", "hab", "min", "max", "ex",
 }
-_END = re.compile(r"""([.!?…]+(?:\u00a0?\s?[»"”’')\]]+)?)(?=\s)""")
-_NEXT_START = re.compile(r"""\s+[«"“‘'(\[]?\s*[A-ZÀ-ÖØ-ÞŒ0-9¿¡]""")
+# A sentence end starts where a run of punctuation starts (a match inside a run could only fail as the one at its start
+# did): without the look-behind, finditer retried every position of a long run of dots, each scanning the whole run.
+_END = re.compile(r"""(?<![.!?…])([.!?…]+(?:\u00a0?\s?[»"”’')\]]+)?)(?=\s)""")
+# = \s+[«"“‘'(\[]?\s*[A-Z…] without the two adjacent whitespace runs, which backtracked quadratically over long spaces
+_NEXT_START = re.compile(r"""\s+(?:[«"“‘'(\[]\s*)?[A-ZÀ-ÖØ-ÞŒ0-9¿¡]""")
 _LIST_START = re.compile(r"\s*([-*•–·]|\d+[.)])\s")
 
 
@@ -78,30 +81,44 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
 
 
 def _line_groups(text: str, s: int, e: int) -> list[tuple[int, int]]:
-    lines = []
-    pos = s
-    for m in re.finditer(r"\n", text[s:e]):
-        lines.append((pos, s + m.start()))
-        pos = s + m.end()
-    lines.append((pos, e))
+    """Lines of a paragraph grouped into runs of text (a line wrapped inside a sentence joins the previous one).
+
+    Linear in the paragraph: whether a line starts a new group depends on the group so far only through its last
+    character, its length and whether it holds " | ", which are kept up to date as lines join (slicing the whole
+    group for each line made a paragraph of 100k wrapped lines quadratic).
+    """
     groups: list[list[int]] = []
-    for i, (ls, le) in enumerate(lines):
+    bar = False  # a line of the last group before its last one holds " | "
+    last = (0, 0)  # the last line of the last group
+    pos = s
+    while pos <= e:
+        nl = text.find("\n", pos, e)
+        ls, le = pos, (e if nl == -1 else nl)
+        pos = le + 1
         body = text[ls:le].strip()
         if not body:
             continue
         if groups:
-            prev = text[groups[-1][0]:groups[-1][1]].rstrip()
+            g0 = groups[-1][0]
+            j = groups[-1][1]
+            while j > g0 and text[j - 1].isspace():  # the group rstripped: stops inside its last line (not blank)
+                j -= 1
+            tail = text[j - 1]
             breaks = (
-                prev.endswith((".", "!", "?", ":", ";", "…", "»", '"', "”"))
-                or _LIST_START.match(text[ls:le])
+                tail in ".!?:;…»\"”"
+                or _LIST_START.match(text, ls, le)
                 or " | " in body
-                or " | " in prev
-                or len(prev) < 40 and not prev.endswith(",")
+                or bar or " | " in text[last[0]:j]
+                or j - g0 < 40 and tail != ","
             )
             if not breaks:
+                bar = bar or " | " in text[last[0]:last[1]]
                 groups[-1][1] = le
+                last = (ls, le)
                 continue
         groups.append([ls, le])
+        bar = False
+        last = (ls, le)
     return [(a, b) for a, b in groups]
 
 
