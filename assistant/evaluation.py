@@ -59,8 +59,10 @@ METRICS: dict[str, tuple[bool, bool]] = {
 COUNTS = ("n_cases", "n_answerable", "n_unanswerable", "n_errors")
 JUDGE_KEYS = ("faithfulness", "answer_relevancy")
 # Settings that change what is stored in the index: a configuration that changes one needs its own index.
-INDEX_FIELDS = ("embedding_model", "embedding_quantize", "embedding_precision", "chunk_tokens", "chunk_overlap")
-EMBEDDER_FIELDS = ("embedding_model", "embedding_quantize", "embedding_precision", "embedding_threads", "embedding_batch_tokens")
+INDEX_FIELDS = ("embedding_model", "embedding_engine", "embedding_quantize", "embedding_precision", "chunk_tokens",
+                "chunk_overlap")
+EMBEDDER_FIELDS = ("embedding_model", "embedding_engine", "embedding_quantize", "embedding_precision",
+                   "embedding_threads", "embedding_batch_tokens")
 
 
 class EvalInputError(ValueError):

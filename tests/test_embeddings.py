@@ -68,25 +68,80 @@ def test_unknown_model_name_fails_clearly_offline(settings_factory):
         emb.warm_up()
 
 
-@pytest.mark.parametrize("precision", ["bf16", "int8"])
-def test_reduced_precision_engines_stay_close_to_fp32(settings_factory, precision):
-    """bf16 (the default where the CPU has native bf16) and per-row int8 give the fp32 vectors, batch-independently."""
-    fp32 = make_embedder(settings_factory(embedding_precision="fp32"))
-    low = make_embedder(settings_factory(embedding_precision=precision))
-    assert low.model_id.endswith("+bf16" if precision == "bf16" else "+int8-row") and "+" not in fp32.model_id
-    a, b = fp32.encode(TEXTS), low.encode(TEXTS + ["x " * 300])[:3]
-    assert np.min(np.sum(a * b, axis=1)) > (0.9998 if precision == "bf16" else 0.998)
-    assert float(low.encode([TEXTS[2]])[0] @ b[2]) > 0.9999
+def _engine_or_skip(name):
+    """The engine, loaded; skipped (with the measured reason) where the calibration found it pathological or
+    unable to run on this CPU: no test may take minutes because an engine is slow on the CPU CI happens to get."""
+    from assistant.engine_choice import PROBE_LIMIT_S
+    from assistant.engines import ENGINES, make_engine
+    from assistant.packaged_models import e5_small_folder
+    import time
+
+    reason = ENGINES[name].unavailable()
+    if reason:
+        pytest.skip(f"{name} {reason}")
+    engine = make_engine(name, e5_small_folder(), 0 or __import__("os").cpu_count())
+    engine.load()
+    t = time.perf_counter()
+    engine.pooled([[0, 100, 2]])
+    if time.perf_counter() - t > PROBE_LIMIT_S:
+        pytest.skip(f"{name} is pathological on this CPU ({time.perf_counter() - t:.1f} s for 3 tokens): never chosen")
+    return engine
 
 
-def test_precision_setting(settings_factory, monkeypatch):
+@pytest.mark.parametrize("name", ["onnx-fp32", "onnx-int8", "torch-bf16", "torch-int8"])
+def test_every_engine_gives_the_fp32_vectors_batch_independently(embedder, name):
+    """Every engine computes the fp32 network's vectors (cosine >= 0.999, the bar of the engine choice) and a
+    text's vector does not depend on the other texts of its call."""
+    from transformers import AutoTokenizer
+
+    from assistant.engines import make_engine
+    from assistant.packaged_models import e5_small_folder
+
+    folder = e5_small_folder()
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    ids = tok(["passage: " + t for t in TEXTS + ["x " * 300]], truncation=True, max_length=512)["input_ids"]
+    fp32 = make_engine("torch-fp32", folder, 2)
+    fp32.load()
+    engine = _engine_or_skip(name)
+
+    def unit(v):
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    a, b = unit(fp32.pooled(ids[:3])), unit(engine.pooled(ids))[:3]
+    assert np.min(np.sum(a * b, axis=1)) > 0.999
+    alone = unit(engine.pooled([ids[2]]))[0]
+    assert float(alone @ b[2]) > 0.9999
+
+
+def test_default_embedder_runs_the_measured_engine(embedder):
+    """`auto` runs the engine the calibration measured fastest among the valid ones, and says so."""
+    embedder.warm_up()
+    choice = embedder.choice
+    assert choice is not None and embedder.engine_name == choice.engine
+    valid = {n: r for n, r in choice.results.items() if "error" not in r and n in embedder.candidates}
+    assert choice.engine in valid
+    fastest = max(r["chunks_per_s"] for r in valid.values())
+    assert valid[choice.engine]["chunks_per_s"] >= 0.95 * fastest
+    for r in valid.values():
+        assert r["cosine_min"] >= 0.999 and r["batch_cosine"] >= 0.9999
+    assert choice.engine in embedder.describe()
+    # the vector space is the model's, whatever engine computed it (an index moves between CPUs as is)
+    assert embedder.model_id == "multilingual-e5-small-q4"
+
+
+def test_engine_settings(settings_factory):
     from assistant import embeddings
+    from assistant.engine_choice import BY_PRECISION, CANDIDATES
 
-    monkeypatch.setattr(embeddings, "cpu_has_native_bf16", lambda: False)
-    assert embeddings.resolve_precision(settings_factory()) == "int8"
-    monkeypatch.setattr(embeddings, "cpu_has_native_bf16", lambda: True)
-    assert embeddings.resolve_precision(settings_factory()) == "bf16"
-    assert embeddings.resolve_precision(settings_factory(embedding_quantize=False)) == ""
-    assert embeddings.resolve_precision(settings_factory(embedding_precision="int8")) == "int8"
+    assert embeddings.engine_candidates(settings_factory()) == CANDIDATES
+    assert embeddings.engine_candidates(settings_factory(embedding_quantize=False)) == BY_PRECISION["fp32"]
+    assert embeddings.engine_candidates(settings_factory(embedding_precision="int8")) == ("onnx-int8", "torch-int8")
+    assert embeddings.engine_candidates(settings_factory(embedding_precision="bf16")) == ("torch-bf16",)
     with pytest.raises(ValueError, match="embedding_precision"):
-        embeddings.resolve_precision(settings_factory(embedding_precision="fp8"))
+        embeddings.engine_candidates(settings_factory(embedding_precision="fp8"))
+    assert embeddings.engine_setting(settings_factory(embedding_engine="onnx-int8")) == "onnx-int8"
+    with pytest.raises(ValueError, match="embedding_engine"):
+        embeddings.engine_setting(settings_factory(embedding_engine="tpu"))
+    emb = make_embedder(settings_factory(embedding_engine="onnx-fp32"))
+    emb.warm_up()
+    assert emb.engine_name == "onnx-fp32" and emb.choice is None and "set by embedding_engine" in emb.describe()

@@ -1,0 +1,446 @@
+"""Inference engines for a BERT-style encoder folder: the same weights, run by torch or by ONNX Runtime.
+
+An engine turns token id lists into mean-pooled (not yet normalised) float32 vectors. Every engine computes the
+same function as the fp32 network (vectors within cosine 0.999 of torch fp32, a test checks it) and every text's
+vector is independent of the other texts in its call (batch-independent). Which one is fastest depends on the CPU
+far more than a flag list predicts (bf16 is 3x faster than fp32 with AMX, 5x *slower* with AVX2 only; torch's
+int8 matmul takes seconds per text on AVX-512 without AMX), so :mod:`assistant.engine_choice` measures them.
+
+==============  ===========================================================================================
+``torch-fp32``  torch, float32 (MKL/oneDNN GEMMs)
+``torch-bf16``  torch, weights and activations in bfloat16 (fast only where the CPU multiplies bf16 natively)
+``torch-int8``  torch, per-row int8 linear layers (:class:`RowInt8Linear`; fast only with AMX)
+``onnx-fp32``   ONNX Runtime (MLAS kernels), float32
+``onnx-int8``   ONNX Runtime, int8 linear layers with a scale per token and per weight column
+                (:func:`quantize_rows`; batch-independent, cosine 0.9996 to fp32)
+==============  ===========================================================================================
+
+The ONNX graphs are exported once, offline, from the torch folder (like the folder itself is converted once from
+the packaged weights) and cached beside it.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+ONNX_VERSION = "1"  # bump when the export or the optimisation changes: the cached graphs are rebuilt
+_export_lock = threading.Lock()
+
+
+class Engine:
+    """Base: ``load()`` once, then ``pooled(ids)`` (thread-compatible: the embedder serialises calls)."""
+
+    name = "base"
+    precision = "fp32"
+    requires: tuple[str, ...] = ()  # importable modules this engine needs
+
+    def __init__(self, folder: str | Path, threads: int, batch_tokens: int = 8192):
+        self.folder = Path(folder)
+        self.threads = threads
+        self.batch_tokens = batch_tokens
+        self.dim = 0
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why this engine cannot run in this environment (a missing package), or None."""
+        import importlib.util
+
+        for mod in cls.requires:
+            if importlib.util.find_spec(mod) is None:
+                return f"needs the Python package {mod!r}"
+        return None
+
+    def load(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def pooled(self, ids: list[list[int]]) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Free the model (engines are loaded side by side only while they are measured)."""
+
+
+def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean of the token states where ``mask`` is 1: (batch, tokens, dim) x (batch, tokens) -> (batch, dim)."""
+    m = mask.astype(np.float32)[:, :, None]
+    return (hidden.astype(np.float32) * m).sum(1) / np.maximum(m.sum(1), 1.0)
+
+
+# --------------------------------------------------------------------------------------------------- torch
+class TorchEngine(Engine):
+    requires = ("torch", "transformers")
+
+    def load(self) -> None:
+        import torch
+        from transformers import AutoModel
+        from transformers.utils import logging as hf_logging
+
+        torch.set_num_threads(self.threads)
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        model = AutoModel.from_pretrained(str(self.folder)).eval()
+        self.model = self._convert(model)
+        self.dim = int(model.config.hidden_size)
+        self.pad = int(model.config.pad_token_id or 0)
+
+    def _convert(self, model):
+        return model
+
+    def pooled(self, ids: list[list[int]]) -> np.ndarray:
+        import torch
+
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        with torch.inference_mode():
+            for batch, inp, mask in length_sorted_batches(ids, self.batch_tokens, self.pad):
+                hidden = self.model(input_ids=inp, attention_mask=mask).last_hidden_state.float()
+                m = mask.unsqueeze(-1).to(hidden.dtype)
+                out[batch] = ((hidden * m).sum(1) / m.sum(1).clamp(min=1)).numpy()
+        return out
+
+    def close(self) -> None:
+        self.model = None
+
+
+class TorchFp32(TorchEngine):
+    name = "torch-fp32"
+
+
+class TorchBf16(TorchEngine):
+    """Weights and activations in bf16; pooling and the output in fp32 (cosine 0.99998 to fp32)."""
+
+    name = "torch-bf16"
+    precision = "bf16"
+
+    def _convert(self, model):
+        import torch
+
+        return model.to(torch.bfloat16)
+
+
+class TorchInt8(TorchEngine):
+    name = "torch-int8"
+    precision = "int8"
+
+    def _convert(self, model):
+        return quantize_int8(model)
+
+
+# ---------------------------------------------------------------------------------------------------- onnx
+class OnnxEngine(Engine):
+    requires = ("onnxruntime", "onnx", "torch", "transformers")
+    quantized = False
+
+    def load(self) -> None:
+        import onnxruntime as ort
+
+        path = onnx_model(self.folder, quantized=self.quantized)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        # threads that sleep rather than spin between runs (the OMP_WAIT_POLICY=PASSIVE of torch, see offline.py)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        config = json.loads((self.folder / "config.json").read_text())
+        self.dim = int(config["hidden_size"])
+        self.pad = int(config.get("pad_token_id") or 0)
+
+    def _run(self, inp: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        hidden = self.session.run(["last_hidden_state"], {"input_ids": inp, "attention_mask": mask})[0]
+        return mean_pool(hidden, mask)
+
+    def pooled(self, ids: list[list[int]]) -> np.ndarray:
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        for batch, inp, mask in self._batches(ids):
+            out[batch] = self._run(inp, mask)
+        return out
+
+    def _batches(self, ids: list[list[int]]) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
+        if os.environ.get("ASSISTANT_ONNX_BATCHED") != "1":  # one text per run: no padding at all
+            for i, row in enumerate(ids):
+                arr = np.asarray([row], dtype=np.int64)
+                yield [i], arr, np.ones_like(arr)
+            return
+        yield from length_sorted_batches(ids, self.batch_tokens, self.pad, as_numpy=True)
+
+    def close(self) -> None:
+        self.session = None
+
+
+class OnnxFp32(OnnxEngine):
+    name = "onnx-fp32"
+
+
+class OnnxInt8(OnnxEngine):
+    """int8 linear layers with per-token activation scales (:func:`quantize_rows`)."""
+
+    name = "onnx-int8"
+    precision = "int8"
+    quantized = True
+
+
+ENGINES: dict[str, type[Engine]] = {cls.name: cls for cls in (TorchFp32, TorchBf16, TorchInt8, OnnxFp32, OnnxInt8)}
+
+
+def make_engine(name: str, folder: str | Path, threads: int, batch_tokens: int = 8192) -> Engine:
+    try:
+        cls = ENGINES[name]
+    except KeyError:
+        raise ValueError(f"unknown embedding engine {name!r} (known: {', '.join(ENGINES)})") from None
+    reason = cls.unavailable()
+    if reason:
+        raise RuntimeError(f"embedding engine {name} {reason}")
+    return cls(folder, threads, batch_tokens)
+
+
+# ------------------------------------------------------------------------------------------- ONNX export
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    """Exclusive lock across processes (and threads of this one) while a cached artefact is produced."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _export_lock, open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def onnx_model(folder: Path, quantized: bool = False) -> Path:
+    """Path of the encoder's ONNX graph (fp32, or its per-row int8 form), made on first use and cached.
+
+    fp32: torch's TorchScript exporter on the folder's weights (eager attention), output ``last_hidden_state`` with
+    dynamic batch and length; ONNX Runtime fuses LayerNorm, GELU and attention itself when it loads the graph.
+    int8: :func:`quantize_rows` of that graph."""
+    out = Path(folder) / f"onnx-v{ONNX_VERSION}"
+    fp32, int8 = out / "model.onnx", out / "model-int8-rows.onnx"
+    target = int8 if quantized else fp32
+    if target.exists():
+        return target
+    with _file_lock(out.parent / f".onnx-v{ONNX_VERSION}.lock"):
+        if target.exists():
+            return target
+        out.mkdir(parents=True, exist_ok=True)
+        if not fp32.exists():
+            _export_fp32(Path(folder), fp32)
+        if quantized and not int8.exists():
+            tmp = int8.with_name(f"int8.{os.getpid()}.onnx")
+            quantize_rows(fp32, tmp)
+            os.replace(tmp, int8)
+    return target
+
+
+def _export_fp32(folder: Path, dest: Path) -> None:
+    import warnings
+
+    import torch
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(str(folder), attn_implementation="eager").eval()
+
+    class Hidden(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, attention_mask):
+            return self.m(input_ids=input_ids, attention_mask=attention_mask,
+                          token_type_ids=torch.zeros_like(input_ids)).last_hidden_state
+
+    tmp = dest.with_name(f"fp32.{os.getpid()}.onnx")
+    ids = torch.ones((2, 16), dtype=torch.long)
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Hidden(model), (ids, torch.ones_like(ids)), str(tmp), input_names=["input_ids", "attention_mask"],
+                          output_names=["last_hidden_state"], opset_version=17, dynamo=False,
+                          dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
+                                        "last_hidden_state": {0: "batch", 1: "tokens"}})
+    os.replace(tmp, dest)
+
+
+def quantize_rows(src: str | Path, dest: str | Path, min_inputs: int = 64) -> int:
+    """Rewrite every ``MatMul(x, W)`` with a constant ``W`` (the linear layers) as an int8 matmul with a scale per
+    activation row (token) and per weight column, in standard ONNX ops; returns how many were rewritten.
+
+    ONNX Runtime's own dynamic quantisation scales activations per *tensor*: a text's vector then depends on the
+    other texts of its batch, and one outlier token coarsens every other (cosine 0.996 to fp32 here). Per row:
+    ``x`` is centred on its row's mid-range ``m`` and scaled by its half-range ``s`` into ``q = round((x - m) / s)``
+    in [-127, 127] (stored as uint8 ``q + 128``, zero point 128: the u8 x s8 kernels of every x86 CPU), ``W`` per
+    column into ``Wq`` with scale ``w``; then ``x @ W ~ s * (q @ Wq) * w + m * colsum(Wq * w)``. The centring term
+    uses the *dequantised* weights: with the exact ``W`` it would multiply the weights' rounding error by ``m``
+    (GELU outputs have large mid-ranges). Cosine 0.9996 to fp32 on e5-small; independent of the batch.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(src))
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    nodes: list = []
+    extra: list = []
+
+    def const(name: str, arr: np.ndarray) -> str:
+        extra.append(numpy_helper.from_array(arr, name))
+        return name
+
+    eps, half = const("rq_eps", np.array(1e-8, np.float32)), const("rq_half", np.array(0.5, np.float32))
+    c127, c128 = const("rq_127", np.array(127.0, np.float32)), const("rq_128", np.array(128.0, np.float32))
+    zero_point = const("rq_zp", np.array(128, np.uint8))
+    count = 0
+    for node in graph.node:
+        weight = inits.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
+        w = numpy_helper.to_array(weight).astype(np.float32) if weight is not None else None
+        if w is None or w.ndim != 2 or w.shape[0] < min_inputs:
+            nodes.append(node)
+            continue
+        p = f"rq{count}_"
+        count += 1
+        scale = np.maximum(np.abs(w).max(0), 1e-12) / 127.0
+        wq = np.clip(np.round(w / scale), -127, 127).astype(np.int8)
+        colsum = (wq.astype(np.float32) * scale).sum(0).astype(np.float32)
+        wq_name, ws_name, cs_name = const(p + "wq", wq), const(p + "ws", scale.astype(np.float32)), const(p + "cs", colsum)
+
+        def op(kind: str, inputs: list[str], out: str | None = None, **attrs) -> str:
+            name = out or f"{p}{kind}{len(nodes)}"
+            nodes.append(helper.make_node(kind, inputs, [name], **attrs))
+            return name
+
+        x = node.input[0]
+        hi = op("ReduceMax", [x], axes=[-1], keepdims=1)
+        lo = op("ReduceMin", [x], axes=[-1], keepdims=1)
+        mid = op("Mul", [op("Add", [hi, lo]), half])
+        s = op("Div", [op("Max", [op("Mul", [op("Sub", [hi, lo]), half]), eps]), c127])
+        q = op("Cast", [op("Add", [op("Round", [op("Div", [op("Sub", [x, mid]), s])]), c128])], to=TensorProto.UINT8)
+        acc = op("Cast", [op("MatMulInteger", [q, wq_name, zero_point])], to=TensorProto.FLOAT)
+        op("Add", [op("Mul", [acc, op("Mul", [s, ws_name])]), op("Mul", [mid, cs_name])], out=node.output[0])
+    used = {i for n in nodes for i in n.input}
+    kept = [i for i in graph.initializer if i.name in used]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.initializer[:]
+    graph.initializer.extend(kept + extra)
+    onnx.save(model, str(dest))
+    return count
+
+
+# ------------------------------------------------------------------------------------------------ batching
+def length_sorted_batches(ids: list[list[int]], budget: int, pad: int, as_numpy: bool = False):
+    """Token id lists sorted by length and packed into batches while batch size x longest <= ``budget`` tokens.
+
+    Yields (indices into ``ids``, input_ids, attention_mask) as torch tensors (numpy int64 with ``as_numpy``);
+    little padding, and the same batches for every engine and for the benchmark's measurement of the network."""
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    i = 0
+    while i < len(order):
+        # the longest item is last in the sorted batch: grow while batch_size * longest <= budget
+        j = i + 1
+        while j < len(order) and (j - i + 1) * len(ids[order[j]]) <= budget:
+            j += 1
+        batch = order[i:j]
+        width = len(ids[batch[-1]])
+        inp = np.full((len(batch), width), pad, dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
+        for r, k in enumerate(batch):
+            inp[r, : len(ids[k])] = ids[k]
+            mask[r, : len(ids[k])] = 1
+        if as_numpy:
+            yield batch, inp, mask
+        else:
+            import torch
+
+            yield batch, torch.from_numpy(inp), torch.from_numpy(mask)
+        i = j
+
+
+# ------------------------------------------------------------------------------------- per-row int8 (torch)
+_ROW_INT8 = None
+
+
+def quantize_int8(model):
+    """Replace every ``nn.Linear`` with :class:`RowInt8Linear` (in place)."""
+    import torch
+
+    global _ROW_INT8
+    if _ROW_INT8 is None:
+        _ROW_INT8 = _row_int8_cls()
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, torch.nn.Linear):
+                setattr(module, name, _ROW_INT8(child))
+    return model
+
+
+def _row_int8_cls():
+    import torch
+
+    class RowInt8Linear(torch.nn.Module):
+        """int8 x int8 -> int32 matmul with a scale per weight row and per activation row (token).
+
+        torch's dynamic quantisation scales activations per *tensor*, so a text's
+        embedding changed with its batch-mates (cosine 0.988 between the same text
+        embedded alone and in a batch). Scaling per token keeps every text
+        independent of the batch and is closer to fp32 (cosine 0.9994 vs 0.991).
+        Fast only where oneDNN has AMX int8 kernels: on AVX-512 without AMX torch's
+        int8 matmul takes seconds per text, which the engine choice measures.
+        """
+
+        def __init__(self, linear: torch.nn.Linear):
+            super().__init__()
+            w = linear.weight.detach().float()
+            scale = w.abs().amax(dim=1, keepdim=True).clamp(min=1e-8) / 127.0
+            self.register_buffer("wq", torch.round(w / scale).clamp(-127, 127).to(torch.int8).t().contiguous())
+            self.register_buffer("wscale", scale.squeeze(1))
+            bias = linear.bias.detach().float() if linear.bias is not None else torch.zeros(w.shape[0])
+            self.register_buffer("bias", bias)
+            self.out_features = w.shape[0]
+            self._packed = _onednn_pack(self.wq)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            shape = x.shape
+            x2 = x.reshape(-1, shape[-1])
+            # max |x| per row in one pass (no |x| copy); the same values, ops and order as
+            # abs().amax().clamp() / 127 -> round(x / scale) -> int8, written with fewer memory passes
+            lo, hi = torch.aminmax(x2, dim=1, keepdim=True)
+            xs = torch.maximum(hi, lo.neg_()).clamp_(min=1e-8).div_(127.0)
+            xq = (x2 / xs).round_().to(torch.int8)  # |x / xs| <= 127 by construction
+            y = _int8_mm(xq, self.wq, self._packed)
+            y.mul_(xs).mul_(self.wscale).add_(self.bias)
+            return y.reshape(*shape[:-1], self.out_features)
+
+    return RowInt8Linear
+
+
+def _onednn_pack(wq):
+    """(prepacked weight, ones, zeros) for oneDNN's int8 linear (AMX/VNNI kernels), or None when this torch has none.
+
+    Used only when it gives exactly ``torch._int_mm``'s sums on a probe: int32 accumulation is exact either way.
+    """
+    import torch
+
+    try:
+        packed = (torch.ops.onednn.qlinear_prepack(wq.t().contiguous(), None),
+                  torch.ones(wq.shape[1]), torch.zeros(wq.shape[1], dtype=torch.long))
+        probe = torch.randint(-127, 128, (32, wq.shape[0]), dtype=torch.int8, generator=torch.Generator().manual_seed(0))
+        return packed if torch.equal(_int8_mm(probe, wq, packed), _int8_mm(probe, wq, None)) else None
+    except Exception:  # noqa: BLE001 - no oneDNN int8 linear in this build: torch._int_mm
+        return None
+
+
+def _int8_mm(xq, wq, packed):
+    """Exact int8 x int8 -> int32 row sums, as float32 (oneDNN when available: about 2x faster here)."""
+    import torch
+
+    if packed is not None:
+        w, ones, zeros = packed
+        return torch.ops.onednn.qlinear_pointwise(xq, 1.0, 0, w, ones, zeros, None, 1.0, 0, torch.float32,
+                                                  "none", [], "")
+    return torch._int_mm(xq, wq).float()

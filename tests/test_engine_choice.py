@@ -1,0 +1,105 @@
+"""The engine choice's logic with stub engines: fastest valid engine wins, wrong or batch-dependent vectors and
+pathological engines are rejected, ties go to the earlier candidate, the result is cached per machine key."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from assistant import engine_choice
+from assistant.engines import Engine
+
+
+class _Tok:
+    def __call__(self, texts, truncation=True, max_length=512):
+        return {"input_ids": [[1] + [2 + (hash(w) % 50) for w in t.split()][:40] + [3] for t in texts]}
+
+
+def _stub(name, delay_per_text=0.0, probe_delay=0.0, noise=0.0, batch_noise=0.0):
+    class Stub(Engine):
+        def load(self):
+            self.dim = 8
+
+        def pooled(self, ids):
+            if len(ids) == 1 and len(ids[0]) == 3 and probe_delay:
+                time.sleep(probe_delay)
+            time.sleep(delay_per_text * len(ids))
+            out = np.zeros((len(ids), 8), np.float32)
+            for i, row in enumerate(ids):
+                rng = np.random.default_rng(sum(row))
+                out[i] = rng.standard_normal(8) + 4
+                if noise:
+                    out[i] += np.random.default_rng(1000 + sum(row)).standard_normal(8) * noise
+                if batch_noise and len(ids) > 1:
+                    out[i] += batch_noise
+            return out
+
+    Stub.name = name
+    return Stub
+
+
+@pytest.fixture
+def stubs(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+
+    def install(**engines):
+        table = {name.replace("_", "-"): cls for name, cls in engines.items()}
+        monkeypatch.setattr(engine_choice, "ENGINES", table)
+        import assistant.engines as eng
+
+        monkeypatch.setattr(eng, "ENGINES", table)
+        return table
+
+    return install
+
+
+def test_fastest_valid_engine_wins_and_is_cached(stubs, tmp_path):
+    stubs(torch_fp32=_stub("torch-fp32", 0.004), fast=_stub("fast", 0.001), faster_but_wrong=_stub("wrong", 0.0002, noise=3.0))
+    cands = ("fast", "torch-fp32", "faster-but-wrong")
+    choice, engine = engine_choice.choose(tmp_path, 2, _Tok(), cands)
+    assert choice.engine == "fast" and engine is not None and not choice.cached
+    assert "vectors differ from fp32" in choice.results["faster-but-wrong"]["error"]
+    assert choice.results["torch-fp32"]["cosine_min"] == pytest.approx(1.0)
+    again, loaded = engine_choice.choose(tmp_path, 2, _Tok(), cands)
+    assert again.cached and again.engine == "fast" and loaded is None
+    # another machine key (an instruction-set cap) measures again
+    import os
+
+    os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX2"
+    try:
+        assert engine_choice.cached_choice(tmp_path, 2, cands) is None
+    finally:
+        del os.environ["ONEDNN_MAX_CPU_ISA"]
+
+
+def test_pathological_and_batch_dependent_engines_are_rejected(stubs, tmp_path):
+    stubs(torch_fp32=_stub("torch-fp32", 0.002), slow_probe=_stub("slow", probe_delay=engine_choice.PROBE_LIMIT_S + 0.1),
+          batchy=_stub("batchy", 0.0001, batch_noise=0.5))
+    choice, _ = engine_choice.choose(tmp_path, 2, _Tok(), ("slow-probe", "batchy", "torch-fp32"))
+    assert choice.engine == "torch-fp32"
+    assert "pathological" in choice.results["slow-probe"]["error"]
+    assert "seconds" not in choice.results["slow-probe"]  # never timed on the sample
+    assert "depend on the batch" in choice.results["batchy"]["error"]
+
+
+def test_pick_prefers_the_earlier_candidate_within_the_tie_margin():
+    results = {"a": {"chunks_per_s": 96.0}, "b": {"chunks_per_s": 100.0}, "c": {"chunks_per_s": 50.0}}
+    assert engine_choice.pick(["a", "b", "c"], results) == "a"  # 96 >= 0.95 x 100
+    assert engine_choice.pick(["a", "b", "c"], results, tie=0.02) == "b"
+    assert engine_choice.pick(["c", "b"], results) == "b"
+
+
+def test_no_engine_runs_is_a_clear_error(stubs, tmp_path):
+    class Missing(Engine):
+        requires = ("no_such_module_xyz",)
+
+    stubs(torch_fp32=Missing)
+    with pytest.raises(RuntimeError, match="no embedding engine runs on this machine"):
+        engine_choice.choose(tmp_path, 2, _Tok(), ("torch-fp32",))
+
+
+def test_sample_covers_real_chunk_lengths():
+    texts = engine_choice.sample_texts()
+    words = [len(t.split()) for t in texts]
+    assert len(texts) == 24 and min(words) < 25 and max(words) > 120
