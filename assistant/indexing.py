@@ -34,7 +34,7 @@ import numpy as np
 
 from .chunking import Chunker
 from .config import Settings
-from .loaders import DocumentLoader, LoadError, discover
+from .loaders import Deadline, DocumentLoader, LoadError, discover, timeout_reason
 from .schema import Chunk, Document
 from .store import ChunkStore, FileRecord, Manifest, StoreError, index_lock
 from .text import lexical_tokens
@@ -281,9 +281,10 @@ class Indexer:
         return work, seen
 
     def _load(self, w: _Work) -> _Work:
+        deadline = Deadline(self.settings.file_timeout)  # the file's time budget, for reading and chunking together
         try:
-            w.doc = self.loader.run(w.path)
-            w.chunks = self.chunker.run(w.doc, source_key=w.key)
+            w.doc = self.loader.run(w.path, deadline=deadline)
+            w.chunks = self.chunker.run(w.doc, source_key=w.key, deadline=deadline)
         except LoadError as err:
             w.error = str(err)
         except Exception as err:  # noqa: BLE001 - one bad file never stops the run
@@ -294,27 +295,80 @@ class Indexer:
         """Load in a background thread while the main thread writes (and waits for the disk).
 
         The loader pauses while the embedder runs: the model uses every core, and a parser competing with its threads
-        slows every matrix product down more than the parsing gains (on 2 cores)."""
-        q: queue.Queue = queue.Queue(maxsize=64)
+        slows every matrix product down more than the parsing gains (on 2 cores).
+
+        **Per-file time budget** (``file_timeout``). Python cannot kill a thread, and a subprocess per file would cost
+        a process start and pickling every document (thousands of small files are the common case), so the budget
+        is enforced in two layers:
+
+        1. *Cooperatively*: the loaders and the chunker check the file's :class:`~assistant.loaders.Deadline` between
+           pieces of work (pages, paragraphs, lines, sentences, pieces of a long sentence). Every stage is linear and
+           works in bounded pieces, so a file over budget stops within a fraction of a second after it and is
+           reported failed ("took longer than 120 s to read; raise ASSISTANT_FILE_TIMEOUT …").
+        2. *Watchdog*: one call into third-party code (an HTML extractor on a pathological page) cannot be checked
+           from inside. When the loader thread has been on one file for the budget plus a grace period, the main
+           thread reports that file failed with the same reason, abandons the thread (a daemon: it can only finish
+           that call, its result is dropped and it loads nothing more) and starts a new loader thread on the files
+           after it. The index never waits on one file; the abandoned call may still use a core until it returns
+           (or the process exits).
+        """
+        timeout = self.settings.file_timeout
+        grace = min(30.0, max(2.0, timeout * 0.25))
         stop = threading.Event()
 
-        def producer():
-            for w in work:
-                self._may_load.wait()
-                if stop.is_set():
-                    break
-                q.put(self._load(w))
-            q.put(None)
+        class _Loader:
+            """One loader thread over ``work[first:]``, with its own queue (an abandoned one's results are dropped)."""
 
-        th = threading.Thread(target=producer, name="assistant-loader", daemon=True)
-        th.start()
+            def __init__(self, owner: "Indexer", first: int):
+                self.q: queue.Queue = queue.Queue(maxsize=64)
+                self.lock = threading.Lock()
+                self.abandoned = False
+                self.current: tuple[int, float] | None = None  # (index in work, start time) of the file being read
+                self.th = threading.Thread(target=self.produce, args=(owner, first), name="assistant-loader", daemon=True)
+                self.th.start()
+
+            def produce(self, owner: "Indexer", first: int) -> None:
+                for i in range(first, len(work)):
+                    owner._may_load.wait()
+                    if stop.is_set() or self.abandoned:
+                        return
+                    with self.lock:
+                        self.current = (i, time.monotonic())
+                    w = owner._load(work[i])
+                    with self.lock:
+                        self.current = None
+                        if self.abandoned:
+                            return
+                    self.q.put(w)
+                self.q.put(None)
+
+            def overdue(self) -> int | None:
+                """Abandon the thread when it has been on one file too long; returns that file's index."""
+                if timeout <= 0:
+                    return None
+                with self.lock:
+                    if self.current is None or time.monotonic() - self.current[1] < timeout + grace:
+                        return None
+                    self.abandoned = True
+                    return self.current[0]
+
+        loader = _Loader(self, 0)
         # the model loads at the first batch that needs embedding, not before: a run whose files are unchanged, or whose
         # chunks all reuse stored vectors, never loads it (the app's start-up relies on that)
         batch: list[_Work] = []
         n_chunks = 0
         try:
             while True:
-                w = q.get()
+                try:
+                    w = loader.q.get(timeout=1.0 if timeout > 0 else None)
+                except queue.Empty:
+                    i = loader.overdue()
+                    if i is not None:
+                        w = work[i]
+                        w.error = timeout_reason(timeout)
+                        loader = _Loader(self, i + 1)
+                    else:
+                        continue
                 if w is None:
                     break
                 bars.file(w.path)
@@ -336,11 +390,13 @@ class Indexer:
         finally:
             stop.set()
             self._may_load.set()
-            while th.is_alive():  # unblock the producer if we stopped early
+            while loader.th.is_alive():  # unblock the producer if we stopped early
                 try:
-                    q.get_nowait()
+                    loader.q.get_nowait()
                 except queue.Empty:
-                    th.join(0.05)
+                    if loader.overdue() is not None:  # stuck in one file: leave it (see above)
+                        break
+                    loader.th.join(0.05)
 
     def _write(self, batch: list[_Work], report: IndexReport, bars: "_Bars") -> None:
         manifest, store = self.manifest, self.store
@@ -356,8 +412,9 @@ class Indexer:
         present = store.existing_ids([c.id for c in chunks])
         missing = [c for c in chunks if c.id not in present]
         reuse = store.vectors_by_text_hash(sorted({c.text_hash for c in missing})) if missing else {}
-        to_embed = [c for c in missing if c.text_hash not in reuse]
-        vectors: dict[str, np.ndarray] = {}
+        # identical texts in this batch (a line of one repeated word, a boilerplate paragraph in every file) are
+        # embedded once: the text hash covers everything that is embedded
+        to_embed = list({c.text_hash: c for c in missing if c.text_hash not in reuse}.values())
         if to_embed:
             texts = [c.embed_text for c in to_embed]
             step = self.BATCH_CHUNKS
@@ -366,15 +423,13 @@ class Indexer:
                 for i in range(0, len(texts), step):
                     vecs = self.embedder.encode(texts[i:i + step])
                     for c, v in zip(to_embed[i:i + step], vecs):
-                        vectors[c.id] = v
+                        reuse[c.text_hash] = v
                     bars.chunks(len(vecs))
             finally:
                 self._may_load.set()
         report.embedded += len(to_embed)
         report.reused += len(missing) - len(to_embed)
-        for c in missing:
-            if c.id not in vectors:
-                vectors[c.id] = reuse[c.text_hash]
+        vectors: dict[str, np.ndarray] = {c.id: reuse[c.text_hash] for c in missing}
         # 3. write new chunks, refresh metadata of kept ones, cache their BM25 tokens
         if missing:
             store.upsert([c.id for c in missing], [c.text for c in missing],

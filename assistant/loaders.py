@@ -15,6 +15,7 @@ import io
 import os
 import re
 import stat
+import time
 import unicodedata
 import zipfile
 from dataclasses import dataclass
@@ -33,6 +34,42 @@ MAX_HTML_BYTES = 20 * 1024 * 1024
 
 class LoadError(Exception):
     """A file that cannot be indexed; ``str(err)`` is a one-line reason."""
+
+
+class FileTimeout(LoadError):
+    """A file whose reading and chunking went over its time budget (``file_timeout``)."""
+
+
+class Deadline:
+    """The time budget of one file, checked between pieces of work.
+
+    The loaders check it between pages, paragraphs and lines, the chunker between blocks, sentences and the pieces
+    of a long sentence: every piece is bounded (the stages are linear), so an expired budget is noticed within a
+    fraction of a second and :class:`FileTimeout` unwinds the file's work cleanly, in the thread that does it.
+    A check cannot interrupt one call into a third-party extractor (trafilatura on one HTML page); the indexer's
+    watchdog covers that case (see ``Indexer._process``). ``seconds <= 0``: no budget.
+
+    >>> Deadline(0).check()  # never expires
+    """
+
+    def __init__(self, seconds: float):
+        self.seconds = float(seconds)
+        self.end = time.monotonic() + self.seconds if self.seconds > 0 else float("inf")
+
+    def expired(self) -> bool:
+        return time.monotonic() > self.end
+
+    def check(self) -> None:
+        if time.monotonic() > self.end:
+            raise FileTimeout(timeout_reason(self.seconds))
+
+
+def timeout_reason(seconds: float) -> str:
+    return (f"took longer than {seconds:g} s to read; raise ASSISTANT_FILE_TIMEOUT (seconds, now {seconds:g}) "
+            "to give such files more time")
+
+
+_NO_DEADLINE = Deadline(0)
 
 
 @dataclass
@@ -102,7 +139,11 @@ class DocumentLoader:
     def __init__(self, max_file_mb: float = 100.0):
         self.max_bytes = int(max_file_mb * 1024 * 1024)
 
-    def run(self, path: str | Path, data: bytes | None = None, source: str | None = None) -> Document:
+    def run(self, path: str | Path, data: bytes | None = None, source: str | None = None,
+            deadline: Deadline | None = None) -> Document:
+        """The document of ``path`` (or of ``data``); :class:`LoadError` with a reason when it cannot be read, or
+        :class:`FileTimeout` when ``deadline`` expires before it is read."""
+        deadline = deadline or _NO_DEADLINE
         path = Path(path)
         kind = kind_of(path)
         if kind is None:
@@ -128,7 +169,8 @@ class DocumentLoader:
         if not data.strip():
             raise LoadError("empty file")
         try:
-            paras, title = _EXTRACTORS[kind](data)
+            paras, title = _EXTRACTORS[kind](data, deadline)
+            deadline.check()
         except LoadError:
             raise
         except RecursionError:
@@ -222,7 +264,7 @@ def _split_paragraphs(text: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------- txt
-def _load_txt(data: bytes) -> tuple[list[_Para], str]:
+def _load_txt(data: bytes, deadline: Deadline = _NO_DEADLINE) -> tuple[list[_Para], str]:
     text = _clean(decode_text(data))
     return [_Para(p) for p in _split_paragraphs(text)], ""
 
@@ -247,7 +289,7 @@ def _md_inline(text: str) -> str:
     return text
 
 
-def markdown_paragraphs(text: str, page: int | None = None) -> list[_Para]:
+def markdown_paragraphs(text: str, page: int | None = None, deadline: Deadline = _NO_DEADLINE) -> list[_Para]:
     """Paragraphs of a markdown text, with each heading recorded as the section of what follows."""
     paras: list[_Para] = []
     section = ""
@@ -261,7 +303,9 @@ def markdown_paragraphs(text: str, page: int | None = None) -> list[_Para]:
                 paras.append(_Para(_md_inline(joined), page, section))
             buf.clear()
 
-    for line in text.split("\n"):
+    for i, line in enumerate(text.split("\n")):
+        if not i % 1000:
+            deadline.check()
         if line.strip().startswith("```"):
             in_fence = not in_fence  # the fence markers themselves are not content
             continue
@@ -278,19 +322,19 @@ def markdown_paragraphs(text: str, page: int | None = None) -> list[_Para]:
     return paras
 
 
-def _load_md(data: bytes) -> tuple[list[_Para], str]:
+def _load_md(data: bytes, deadline: Deadline = _NO_DEADLINE) -> tuple[list[_Para], str]:
     text = _clean(decode_text(data))
     if text.startswith("---\n"):  # YAML front matter
         end = text.find("\n---", 4)
         if end != -1:
             text = text[end + 4 :]
-    paras = markdown_paragraphs(text)
+    paras = markdown_paragraphs(text, deadline=deadline)
     title = next((p.text for p in paras if p.heading), "")
     return paras, title
 
 
 # --------------------------------------------------------------------------- html
-def _load_html(data: bytes) -> tuple[list[_Para], str]:
+def _load_html(data: bytes, deadline: Deadline = _NO_DEADLINE) -> tuple[list[_Para], str]:
     if len(data) > MAX_HTML_BYTES:
         raise LoadError(f"HTML page over {MAX_HTML_BYTES // (1024 * 1024)} MB")
     html = decode_text(data)
@@ -298,10 +342,12 @@ def _load_html(data: bytes) -> tuple[list[_Para], str]:
 
     md = trafilatura.extract(html, output_format="markdown", include_tables=True, include_comments=False,
                              include_links=False, include_images=False, deduplicate=False)
+    deadline.check()
     if not md or len(md.strip()) < 20:
         # very short pages: trafilatura's precision filters may drop everything
         md = trafilatura.extract(html, output_format="markdown", include_tables=True, include_comments=False,
                                  favor_recall=True)
+    deadline.check()
     if not md:
         from trafilatura import baseline
 
@@ -312,7 +358,8 @@ def _load_html(data: bytes) -> tuple[list[_Para], str]:
         title = (meta.title or "") if meta else ""
     except Exception:
         pass
-    return [_soft_unwrap(p) for p in markdown_paragraphs(_clean(md or ""))], title
+    deadline.check()
+    return [_soft_unwrap(p) for p in markdown_paragraphs(_clean(md or ""), deadline=deadline)], title
 
 
 # A line break and the spaces around it. The look-behind makes a match start where a run of spaces starts (as the
@@ -340,7 +387,7 @@ def _unwrap(par: str) -> str:
     return _LINE_BREAK.sub(" ", par).strip()
 
 
-def _load_pdf(data: bytes) -> tuple[list[_Para], str]:
+def _load_pdf(data: bytes, deadline: Deadline = _NO_DEADLINE) -> tuple[list[_Para], str]:
     if not data.lstrip()[:5].startswith(b"%PDF"):
         raise LoadError("not a PDF (content does not match the .pdf extension)")
     import logging
@@ -364,6 +411,7 @@ def _load_pdf(data: bytes) -> tuple[list[_Para], str]:
     except Exception:
         pass
     for i, page in enumerate(reader.pages, start=1):
+        deadline.check()
         text = _clean(page.extract_text() or "")
         chunks = _split_paragraphs(text)
         if len(chunks) <= 1 and text.count("\n") > 3:
@@ -395,7 +443,7 @@ def _check_zip(data: bytes) -> None:
             raise LoadError(f"refused: DOCX expands to {total / 1e6:.0f} MB (zip bomb?)")
 
 
-def _load_docx(data: bytes) -> tuple[list[_Para], str]:
+def _load_docx(data: bytes, deadline: Deadline = _NO_DEADLINE) -> tuple[list[_Para], str]:
     _check_zip(data)
     import docx  # python-docx
     from docx.table import Table
@@ -412,7 +460,9 @@ def _load_docx(data: bytes) -> tuple[list[_Para], str]:
     styles = {s.style_id: s.name or "" for s in d.styles if s.type == WD_STYLE_TYPE.PARAGRAPH}
     default = d.styles.default(WD_STYLE_TYPE.PARAGRAPH)
     default_name = (default.name or "") if default is not None else ""
-    for child in body.iterchildren():
+    for n, child in enumerate(body.iterchildren()):
+        if not n % 500:
+            deadline.check()
         tag = child.tag.rsplit("}", 1)[-1]
         if tag == "p":
             p = Paragraph(child, d)

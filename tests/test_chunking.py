@@ -138,3 +138,120 @@ def test_property_sentence_spans_are_ordered_and_trimmed(text):
         assert last <= s < e <= len(text)
         assert not text[s].isspace() and not text[e - 1].isspace()
         last = e
+
+
+# ---------------------------------------------------------------------------- long single lines (issue 15)
+_LINE_WORDS = "le port de brest accueille chaque ete une grande fete maritime des voiliers traditionnels".split()
+
+
+def _single_line(n_chars: int, seed: int = 0) -> str:
+    import random
+
+    rnd = random.Random(seed)
+    out, total = [], 0
+    while total < n_chars:
+        w = rnd.choice(_LINE_WORDS)
+        out.append(w)
+        total += len(w) + 1
+    return " ".join(out)
+
+
+def _check_cut_line(doc: Document, chunker: Chunker) -> list:
+    chunks = chunker.run(doc)
+    text = doc.text
+    for c in chunks:
+        assert text[c.start:c.end] == c.text
+        assert chunker.count_tokens(c.text) <= chunker.chunk_tokens
+    assert chunks[0].start == 0 and chunks[-1].end == len(text)
+    for a, b in zip(chunks, chunks[1:]):  # in order, and nothing but spaces between two chunks
+        assert a.start < b.start and not text[a.end:b.start].strip()
+    return chunks
+
+
+def test_two_megabyte_single_line_chunks_in_bounded_time_with_exact_offsets():
+    import time
+
+    text = _single_line(2_000_000)
+    chunker = Chunker(160, 30)
+    chunker.count_tokens("warm up")
+    t0 = time.perf_counter()
+    chunks = _check_cut_line(_doc(text), chunker)
+    took = time.perf_counter() - t0
+    assert len(chunks) > 2000
+    # ~1 s here; the quadratic cut took ~10 minutes. Generous: the machine is shared.
+    assert took < 60, f"chunking a 2 MB line took {took:.1f} s"
+
+
+@pytest.mark.parametrize("text", [
+    "a" * 300_000,  # one "word" of a single letter: tokens are long runs
+    "".join(chr(0x4E00 + (i * 7919) % 2000) for i in range(100_000)),  # CJK without spaces: tokens split characters
+    "x" * 50_000 + " " + "abc" * 30_000,  # a word longer than a window, then another
+])
+def test_words_without_spaces_are_cut_under_the_limit_with_exact_offsets(text):
+    chunker = Chunker(160, 30)
+    chunks = _check_cut_line(_doc(text), chunker)
+    assert len(chunks) > 10
+
+
+def test_cutting_a_single_line_scales_linearly():
+    import time
+
+    chunker = Chunker(160, 30)
+    chunker.count_tokens("warm up")
+
+    def best(n_chars: int, runs: int) -> float:
+        doc = _doc(_single_line(n_chars, seed=n_chars))
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            chunker.run(doc)
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    small, large = best(500_000, 3), best(4_000_000, 1)
+    # 8x the input: ~8x the time when linear, 64x when quadratic; the bound leaves room for a busy machine
+    assert large / small <= 15 * 1.5, f"0.5 MB: {small:.2f} s, 4 MB: {large:.2f} s"
+
+
+def test_an_expired_deadline_stops_chunking_with_the_reason():
+    from assistant.loaders import Deadline, FileTimeout
+
+    deadline = Deadline(0.001)
+    import time
+
+    time.sleep(0.01)
+    with pytest.raises(FileTimeout, match="took longer than 0.001 s to read; raise ASSISTANT_FILE_TIMEOUT"):
+        Chunker(160, 30).run(_doc(_single_line(100_000)), deadline=deadline)
+    assert Chunker(160, 30).run(_doc("Une phrase."), deadline=Deadline(0))  # 0: no budget
+
+
+def _wrapped_lines(n: int) -> str:  # running text hard-wrapped at ~60 characters, no punctuation: one line group
+    return "\n".join(_single_line(60, seed=i % 97)[:60] for i in range(n // 61))
+
+
+def _markdown_markers(n: int) -> str:  # unclosed "**", "*", "[", "![" in one long paragraph
+    words = _single_line(n).split(" ")
+    marks = ["**", "*", "[", "![", "__"]
+    return " ".join((marks[i % 5] + w) if i % 40 == 0 else w for i, w in enumerate(words))
+
+
+@pytest.mark.parametrize("make,run", [
+    (_wrapped_lines, lambda t: sentence_spans(t)),
+    (lambda n: "Fin" + "." * n, lambda t: sentence_spans(t)),  # a run of dots
+    (lambda n: "Fin. " + " " * n + "x", lambda t: sentence_spans(t)),  # a run of spaces after a sentence end
+    (_markdown_markers, lambda t: __import__("assistant.loaders", fromlist=["x"]).markdown_paragraphs(t)),
+], ids=["wrapped-lines", "dots", "spaces", "markdown-markers"])
+def test_sentence_splitting_and_markdown_scale_linearly(make, run):
+    import time
+
+    def best(n: int) -> float:
+        text = make(n)
+        times = []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            run(text)
+            times.append(time.perf_counter() - t0)
+        return max(min(times), 0.01)  # under 10 ms: timer noise
+
+    small, large = best(100_000), best(800_000)
+    assert large / small <= 8 * 2, f"100 KB: {small:.3f} s, 800 KB: {large:.3f} s"  # quadratic: 64x

@@ -132,8 +132,10 @@ def test_settings_change_triggers_clean_rebuild(tmp_path, fresh_settings, embedd
     # a different embedding model: never a mixed index
     from assistant.embeddings import make_embedder
 
-    other = make_embedder(fresh_settings.replace(embedding_quantize=False))
-    r3 = Indexer(fresh_settings.replace(chunk_tokens=60, embedding_quantize=False), embedder=other).run([docs], show_progress=False)
+    # (the engine is not a different model: its vectors agree with fp32 to cosine 0.999, so it keeps the index)
+    other = make_embedder(fresh_settings.replace(embedding_model="minilm"))
+    assert other.model_id != embedder.model_id
+    r3 = Indexer(fresh_settings.replace(chunk_tokens=60, embedding_model="minilm"), embedder=other).run([docs], show_progress=False)
     assert "embedder" in r3.rebuilt and r3.embedded == r3.total
     store = ChunkStore(fresh_settings, other)
     assert store.info()["assistant_embedder"] == other.model_id
@@ -184,3 +186,81 @@ def test_cli_index_json_and_errors(tmp_path):
     assert set(data) >= {"files", "chunks", "seconds"}
     assert data["files"]["added"] == 1 and data["chunks"] == {"embedded": 1, "total": 1}
     assert data["files"]["failed"][0]["path"].endswith("b.pdf") and "PDF" in data["files"]["failed"][0]["error"]
+
+
+# --------------------------------------------------------------------------- pathological files (issue 15)
+def test_pathological_files_never_stall_indexing(tmp_path, fresh_settings, embedder):
+    """One good Markdown file beside a 2 MB line of one repeated word, a 2 MB single "word", CJK text without spaces
+    and a 20,000-deep HTML: every bad file is indexed or listed with a reason, the good one answers, and identical
+    chunk texts are embedded once."""
+    from assistant.pipeline import Assistant
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(SEEDS / "000_aa041678daf2c786.txt", docs / "good.md")
+    (docs / "repeated.txt").write_text(" ".join(["sémaphore"] * (2_000_000 // 10)), encoding="utf-8")
+    (docs / "word.txt").write_text("a" * 2_000_000, encoding="utf-8")
+    (docs / "cjk.txt").write_text("灯塔守护者每天晚上点亮灯光为船只指引方向" * 15_000, encoding="utf-8")  # ~900 KB
+    (docs / "deep.html").write_text("<html><body>" + "<div>" * 20_000 + "Texte tout au fond de la page."
+                                    + "</div>" * 20_000 + "</body></html>", encoding="utf-8")
+    t0 = time.perf_counter()
+    r = Indexer(fresh_settings, embedder=embedder).run([docs], show_progress=False)
+    took = time.perf_counter() - t0
+    failed = {Path(f["path"]).name: f["error"] for f in r.failed}
+    assert r.added + len(failed) == 5 and "good.md" not in failed, r.summary()
+    assert all(reason and "\n" not in reason for reason in failed.values())
+    assert {"repeated.txt", "word.txt", "cjk.txt"}.isdisjoint(failed), failed  # long lines are indexed, not refused
+    assert took < 240, f"indexing took {took:.0f} s"  # ~30 s here; the quadratic chunker never finished
+    # thousands of chunks of a repeated word or letter, a periodic CJK text: a handful of distinct texts to embed
+    assert r.total > 3000 and r.embedded < 200, (r.total, r.embedded)
+    assert r.embedded + r.reused == r.total
+    check_consistent(fresh_settings, embedder)
+    answer = Assistant(fresh_settings, embedder=embedder).ask("How much did Morocco allocate to startups?").answer
+    assert "1,3 milliard" in answer, answer
+    print(f"pathological folder indexed in {took:.1f} s: {r.summary()}")
+
+
+def test_a_file_over_its_time_budget_is_skipped_with_the_reason(tmp_path, settings_factory, monkeypatch):
+    """``file_timeout``: a loader that checks its deadline stops there; one stuck in a call that never checks it is
+    abandoned by the watchdog; the rest of the folder is indexed either way."""
+    import threading
+
+    from assistant import loaders
+
+    from .helpers import HashEmbedder
+
+    release = threading.Event()
+    calls = []
+
+    def cooperative(data, deadline=loaders._NO_DEADLINE):  # a loop over pieces that never ends, checking its budget
+        calls.append("md")
+        while True:
+            deadline.check()
+            time.sleep(0.01)
+
+    def stuck(data, deadline=loaders._NO_DEADLINE):  # one long third-party call that never looks at the deadline
+        calls.append("html")
+        while not release.is_set():
+            sum(range(10_000))
+        return [loaders._Para("jamais")], ""
+
+    monkeypatch.setitem(loaders._EXTRACTORS, "md", cooperative)
+    monkeypatch.setitem(loaders._EXTRACTORS, "html", stuck)
+    docs = tmp_path / "docs"
+    write_docs(docs, n_files=3)
+    (docs / "a-loop.md").write_text("# Boucle\n\nUn texte.", encoding="utf-8")
+    (docs / "b-stuck.html").write_text("<p>Une page.</p>", encoding="utf-8")
+    settings = settings_factory(index_dir=str(tmp_path / "index"), file_timeout=1.0)
+    emb = HashEmbedder()
+    try:
+        t0 = time.perf_counter()
+        r = Indexer(settings, embedder=emb).run([docs], show_progress=False)
+        took = time.perf_counter() - t0
+    finally:
+        release.set()
+    failed = {Path(f["path"]).name: f["error"] for f in r.failed}
+    assert set(failed) == {"a-loop.md", "b-stuck.html"} and sorted(calls) == ["html", "md"]
+    for reason in failed.values():
+        assert reason.startswith("took longer than 1 s to read; raise ASSISTANT_FILE_TIMEOUT"), reason
+    assert r.added == 3 and took < 30, (r.summary(), took)  # budget 1 s + the watchdog's 2 s grace, then the rest
+    check_consistent(settings, emb)
