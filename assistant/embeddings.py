@@ -16,6 +16,7 @@ several threads (calls are serialised: the CPU is the bottleneck anyway).
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
@@ -27,6 +28,8 @@ from langchain_core.embeddings import Embeddings
 from .engine_choice import BY_PRECISION, CANDIDATES
 from .engines import ENGINES, length_sorted_batches, quantize_int8  # noqa: F401 - re-exported (bench, older code)
 from .offline import configure_environment
+
+log = logging.getLogger(__name__)
 
 
 def _threads(n: int) -> int:
@@ -119,7 +122,7 @@ class TransformerEmbedder(Embedder):
         from transformers import AutoTokenizer
         from transformers.utils import logging as hf_logging
 
-        from .engine_choice import choose
+        from .engine_choice import choose, forget
         from .engines import make_engine
 
         hf_logging.set_verbosity_error()
@@ -130,8 +133,21 @@ class TransformerEmbedder(Embedder):
             self.choice, engine = choose(self.path, self.threads, self.tokenizer, self.candidates, self.batch_tokens)
             name = self.choice.engine
         if engine is None:
-            engine = make_engine(name, self.path, self.threads, self.batch_tokens)
-            engine.load()
+            try:
+                engine = make_engine(name, self.path, self.threads, self.batch_tokens)
+                engine.load()
+            except Exception as err:  # noqa: BLE001
+                if not (self.choice and self.choice.cached):
+                    raise
+                # the cached engine no longer loads here (a package changed): measure again instead of failing
+                log.warning("cached embedding engine %s failed to load (%s); measuring again", name, err)
+                forget(self.path, self.threads, self.candidates)
+                self.choice, engine = choose(self.path, self.threads, self.tokenizer, self.candidates,
+                                             self.batch_tokens)
+                name = self.choice.engine
+                if engine is None:
+                    engine = make_engine(name, self.path, self.threads, self.batch_tokens)
+                    engine.load()
         self.engine = engine
         self.engine_name = name
         self.dim = int(engine.dim)

@@ -105,7 +105,8 @@ def cached_choice(folder: Path, threads: int, candidates: tuple[str, ...] = CAND
     key = machine_key(folder, threads, candidates)
     try:
         data = json.loads(_cache_file(key).read_text())
-        if data.get("key") == key and data.get("engine") in ENGINES:
+        # an engine whose package has since been removed is not offered from the cache: measure again
+        if data.get("key") == key and data.get("engine") in ENGINES and not ENGINES[data["engine"]].unavailable():
             return Choice(data["engine"], data["results"], key, cached=True)
     except (OSError, ValueError, KeyError):
         pass
@@ -120,6 +121,19 @@ def choose(folder: str | Path, threads: int, tokenizer, candidates: tuple[str, .
     found = cached_choice(folder, threads, candidates)
     if found:
         return found, None
+    return measure_and_cache(folder, threads, tokenizer, candidates, batch_tokens, keep)
+
+
+def forget(folder: str | Path, threads: int, candidates: tuple[str, ...] = CANDIDATES) -> None:
+    """Drop the cached choice (its engine failed to load here): the next :func:`choose` measures again."""
+    try:
+        _cache_file(machine_key(Path(folder), threads, candidates)).unlink()
+    except OSError:
+        pass
+
+
+def measure_and_cache(folder: Path, threads: int, tokenizer, candidates: tuple[str, ...] = CANDIDATES,
+                      batch_tokens: int = 8192, keep: bool = True) -> tuple[Choice, Engine | None]:
     key = machine_key(folder, threads, candidates)
     path = _cache_file(key)
     with _file_lock(path.with_suffix(".lock")):

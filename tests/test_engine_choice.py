@@ -103,3 +103,21 @@ def test_sample_covers_real_chunk_lengths():
     texts = engine_choice.sample_texts()
     words = [len(t.split()) for t in texts]
     assert len(texts) == 24 and min(words) < 25 and max(words) > 120
+
+
+def test_a_cached_engine_that_can_no_longer_run_is_measured_again(stubs, tmp_path):
+    """The cache said "fast", then its package went away (``unavailable()``): the next choice measures again and
+    picks among what runs, instead of failing to load the cached engine."""
+    fast = _stub("fast", 0.0005)
+    stubs(torch_fp32=_stub("torch-fp32", 0.003), fast=fast)
+    cands = ("fast", "torch-fp32")
+    assert engine_choice.choose(tmp_path, 2, _Tok(), cands)[0].engine == "fast"
+    fast.unavailable = classmethod(lambda cls: "fast needs the Python package 'gone'")
+    assert engine_choice.cached_choice(tmp_path, 2, cands) is None
+    choice, engine = engine_choice.choose(tmp_path, 2, _Tok(), cands)
+    assert choice.engine == "torch-fp32" and not choice.cached and engine is not None
+    assert choice.results["fast"]["error"] == "fast needs the Python package 'gone'"
+    # forget() drops a cached choice (the embedder calls it when a cached engine fails to load)
+    assert engine_choice.cached_choice(tmp_path, 2, cands) is not None
+    engine_choice.forget(tmp_path, 2, cands)
+    assert engine_choice.cached_choice(tmp_path, 2, cands) is None
