@@ -32,6 +32,7 @@ import numpy as np
 
 ONNX_VERSION = "1"  # bump when the export or the optimisation changes: the cached graphs are rebuilt
 _export_lock = threading.Lock()
+_path_locks: dict[str, threading.Lock] = {}
 
 
 class Engine:
@@ -207,7 +208,9 @@ def make_engine(name: str, folder: str | Path, threads: int, batch_tokens: int =
 def _file_lock(path: Path):
     """Exclusive lock across processes (and threads of this one) while a cached artefact is produced."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _export_lock, open(path, "a+") as fh:
+    with _export_lock:  # one threading lock per lock file: the choice's cache lock nests the export's lock
+        lock = _path_locks.setdefault(str(path), threading.Lock())
+    with lock, open(path, "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield

@@ -3,6 +3,7 @@ pathological engines are rejected, ties go to the earlier candidate, the result 
 from __future__ import annotations
 
 import time
+import zlib
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from assistant.engines import Engine
 
 class _Tok:
     def __call__(self, texts, truncation=True, max_length=512):
-        return {"input_ids": [[1] + [2 + (hash(w) % 50) for w in t.split()][:40] + [3] for t in texts]}
+        return {"input_ids": [[1] + [2 + (zlib.crc32(w.encode()) % 50) for w in t.split()][:40] + [3] for t in texts]}
 
 
 def _stub(name, delay_per_text=0.0, probe_delay=0.0, noise=0.0, batch_noise=0.0):
@@ -31,8 +32,8 @@ def _stub(name, delay_per_text=0.0, probe_delay=0.0, noise=0.0, batch_noise=0.0)
                 out[i] = rng.standard_normal(8) + 4
                 if noise:
                     out[i] += np.random.default_rng(1000 + sum(row)).standard_normal(8) * noise
-                if batch_noise and len(ids) > 1:
-                    out[i] += batch_noise
+                if batch_noise and len(ids) == 1:  # a text alone gets another vector than in a batch
+                    out[i] += batch_noise * np.random.default_rng(2000 + sum(row)).standard_normal(8)
             return out
 
     Stub.name = name
@@ -121,3 +122,23 @@ def test_a_cached_engine_that_can_no_longer_run_is_measured_again(stubs, tmp_pat
     assert engine_choice.cached_choice(tmp_path, 2, cands) is not None
     engine_choice.forget(tmp_path, 2, cands)
     assert engine_choice.cached_choice(tmp_path, 2, cands) is None
+
+
+def test_file_locks_nest_across_paths_and_exclude_within_one(tmp_path):
+    """The choice holds its cache lock while an engine exports its graph under another lock file: nesting two
+    different lock files in one thread must not deadlock; the same file still excludes another thread."""
+    import threading
+
+    from assistant.engines import _file_lock
+
+    with _file_lock(tmp_path / "a.lock"):
+        with _file_lock(tmp_path / "b.lock"):
+            pass
+        got = []
+        t = threading.Thread(target=lambda: got.append(_file_lock(tmp_path / "a.lock").__enter__()))
+        t.daemon = True
+        t.start()
+        t.join(0.3)
+        assert t.is_alive() and not got  # held by this thread: the other waits
+    t.join(5)
+    assert not t.is_alive()
