@@ -1,4 +1,4 @@
-"""Command line: ``assistant index``, ``assistant ask``, ``assistant eval``, ``assistant serve``, ``assistant settings``.
+"""Command line: ``assistant index``, ``assistant ask``, ``assistant eval``, ``assistant feedback``, ``assistant serve``, ``assistant settings``.
 
 Exit codes: 0 success; 1 nothing usable happened (bad path, unreachable
 store, missing index); 2 bad input (empty or too long question, malformed
@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--llm-judge", action="store_true", help="also compute LLM-judged faithfulness/relevancy")
     p.add_argument("--no-progress", action="store_true")
     _common(p)
+
+    p = sub.add_parser("feedback", help="list the answers users rated in the browser chat, or export them as eval cases")
+    p.add_argument("--export", metavar="FILE", help="write them as evaluation cases (JSONL, for `assistant eval --cases`)")
+    p.add_argument("--json", action="store_true", help="list as JSON lines")
+    p.add_argument("--index-dir", help="index folder holding feedback.jsonl (default: ASSISTANT_INDEX_DIR or ./index)")
 
     p = sub.add_parser("serve", help="start the browser chat (same as python app.py)")
     p.add_argument("--host", help="bind address (default 127.0.0.1, or GRADIO_SERVER_NAME)")
@@ -179,6 +184,34 @@ def cmd_eval(args, settings: Settings) -> int:
     return run_cli(args, settings)
 
 
+def cmd_feedback(args, settings: Settings) -> int:
+    from .feedback import FeedbackStore, export
+
+    store = FeedbackStore.for_settings(settings)
+    items = store.all()
+    if args.export:
+        n, n_review, review_path = export(items, args.export)
+        print(f"{n} evaluation case{'' if n == 1 else 's'} written to {args.export}"
+              + (f"; {n_review} to review (no known answer yet) in {review_path}" if n_review else ""))
+        return EXIT_OK
+    if args.json:
+        for fb in items:
+            print(json.dumps(fb.to_json(), ensure_ascii=False))
+        return EXIT_OK
+    if not items:
+        print(f"no feedback yet ({store.path})")
+        return EXIT_OK
+    for fb in items:
+        mark = "👍" if fb.rating == "up" else "👎"
+        print(f"{fb.time}  {mark}  {fb.question}")
+        print(f"    answer: {'(abstained) ' if fb.abstained else ''}{fb.answer[:200]}")
+        if fb.correction:
+            print(f"    correction: {fb.correction}")
+    print(f"\n{len(items)} rated answer{'' if len(items) == 1 else 's'} in {store.path}; "
+          "`assistant feedback --export FILE` turns them into evaluation cases")
+    return EXIT_OK
+
+
 def cmd_serve(args, settings: Settings) -> int:
     from .ui import serve
 
@@ -202,7 +235,8 @@ def settings_markdown() -> str:
     return "\n".join(rows)
 
 
-COMMANDS = {"index": cmd_index, "ask": cmd_ask, "eval": cmd_eval, "serve": cmd_serve, "settings": cmd_settings}
+COMMANDS = {"index": cmd_index, "ask": cmd_ask, "eval": cmd_eval, "feedback": cmd_feedback, "serve": cmd_serve,
+            "settings": cmd_settings}
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

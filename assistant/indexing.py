@@ -158,7 +158,19 @@ class Indexer:
         except StoreError as err:
             raise self._stopped(err) from None
         report.seconds = time.perf_counter() - t0
+        self._record(report, paths)
         return report
+
+    def _record(self, report: IndexReport, paths: list[Path]) -> None:
+        """The document library's notes on this run: when each file was indexed, its pages, failures and reasons."""
+        from .library import record_run
+
+        try:
+            record_run(self.manifest, self.store, report.failed, explicit=[p for p in paths if p.is_file()])
+        except (OSError, sqlite3.Error, StoreError):  # the index itself is consistent; the notes are best-effort
+            import logging
+
+            logging.getLogger(__name__).warning("could not update the document library", exc_info=True)
 
     @staticmethod
     def _stopped(err: StoreError) -> StoreError:
@@ -171,6 +183,9 @@ class Indexer:
             self._stale = []  # chunk ids replaced in this run, deleted once the new snapshot is live
             unfinished = self._prepare(rebuild, report)
             files, ignored = discover(paths, exclude=[self.settings.index_path])
+            from .library import skip_removed  # documents removed from the library stay out of folder runs
+
+            files = skip_removed(self.manifest, files, explicit=[p for p in paths if p.is_file()])
             report.ignored = [printable(p) for p in ignored]
             manifest = self.manifest
             records = manifest.files()

@@ -26,6 +26,7 @@ import re
 import threading
 import unicodedata
 import zipfile
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -36,6 +37,7 @@ from .citations import format_location, highlight_html  # noqa: E402
 from .config import Settings  # noqa: E402
 from .loaders import SUPPORTED, kind_of  # noqa: E402
 from .schema import Answer  # noqa: E402
+from .ui_panels import OPEN_JS  # noqa: E402
 
 log = logging.getLogger("assistant.ui")
 
@@ -96,6 +98,7 @@ def _content_text(content: Any) -> str:
 
 _BOXES = ('<div class="qa-abstain">', '<div class="qa-error">')
 _EXTRAS = re.compile(r'\n\n(?=<(?:div|details) class="qa-)')  # where the answer text ends in a chat message
+_SHORT_LINE = re.compile(r"^\*\*(?:[^*\\\n]|\\.)+\*\*\n\n")  # the short answer line of answer_message
 
 
 def clean_history(history: list | None) -> list[dict]:
@@ -118,6 +121,7 @@ def clean_history(history: list | None) -> list[dict]:
         elif role == "assistant":
             if text.lstrip().startswith(_BOXES):  # abstention / error: nothing a follow-up can refer to
                 continue
+            text = _SHORT_LINE.sub("", text.lstrip(), count=1)  # the bold short answer is ours: document ** is escaped
             ans = md_unescape(_EXTRAS.split(text, 1)[0]).strip()
             if ans:
                 out.append({"role": "assistant", "content": ans})
@@ -128,6 +132,76 @@ def clean_history(history: list | None) -> list[dict]:
 def _file_label(source: str) -> tuple[str, str]:
     name = re.split(r"[\\/]", source)[-1] or source
     return name, source
+
+
+LANGUAGE_NAMES = {"en": "English", "fr": "French"}
+
+
+def short_answer(answer: Answer) -> str:
+    """The answerer's short answer (the few words that answer), or "" when it gives none."""
+    return str(getattr(answer, "short_answer", "") or "").strip()
+
+
+def confidence(answer: Answer) -> tuple[str, float | None]:
+    """(label, number) of the answer's confidence: high / medium / low, or ("", None) when the answerer gives none."""
+    raw = getattr(answer, "confidence", None)
+    if raw is None or raw == "":
+        return "", None
+    if isinstance(raw, dict):
+        raw = raw.get("score", raw.get("value", raw.get("label")))
+    if isinstance(raw, str) and raw.strip().lower() in ("high", "medium", "low"):
+        return raw.strip().lower(), None
+    try:
+        x = float(raw)
+    except (TypeError, ValueError):
+        return "", None
+    return ("high" if x >= 0.7 else "medium" if x >= 0.4 else "low"), x
+
+
+def source_language(citation) -> str:
+    from .text import detect_language
+
+    return detect_language(citation.passage or citation.quote or "")
+
+
+def _lang_note(answer: Answer) -> str:
+    """ "from the French source" when the cited passages are not in the question's language."""
+    if answer.abstained or not answer.citations:
+        return ""
+    asked = getattr(answer, "language", "") or ""
+    langs = list(dict.fromkeys(source_language(c) for c in answer.citations))
+    other = [lang for lang in langs if lang != asked]
+    if not asked or not other:
+        return ""
+    names = " and ".join(LANGUAGE_NAMES.get(lang, lang) for lang in other)
+    return f"from the {names} source{'s' if len(answer.citations) > 1 and len(other) == len(langs) else ''}"
+
+
+def _highlight(citation, short: str) -> str:
+    """The passage, escaped, the cited sentence in <mark>, the short answer in bold inside it."""
+    if not short:
+        return highlight_html(citation)
+    passage, quote = citation.passage or citation.quote, citation.quote
+    start = citation.quote_start
+    if start < 0 or passage[start:start + len(quote)] != quote:
+        start = passage.find(quote)
+    if start < 0:
+        return highlight_html(citation)
+    end = start + len(quote)
+    i = quote.lower().find(short.lower())
+    if i < 0:
+        return highlight_html(citation)
+    inner = (html.escape(quote[:i]) + '<strong class="qa-short-mark">' + html.escape(quote[i:i + len(short)])
+             + "</strong>" + html.escape(quote[i + len(short):]))
+    return (html.escape(passage[:start]) + "<mark>" + inner + "</mark>" + html.escape(passage[end:])).replace("\n\n", "<br><br>")
+
+
+def _open_button(c) -> str:
+    loc = c.location or {}
+    start = loc.get("char_start", -1)
+    return (f'<button type="button" class="qa-open" data-source="{html.escape(c.source, quote=True)}" '
+            f'data-chunk="{html.escape(c.chunk_id, quote=True)}" data-start="{int(start) if start is not None else -1}" '
+            f'data-len="{len(c.quote)}" title="Open the document at this passage">Open at passage ↗</button>')
 
 
 def sources_html(answer: Answer) -> str:
@@ -144,19 +218,37 @@ def sources_html(answer: Answer) -> str:
                 + extra + "</div>")
     if not answer.citations:
         return '<div class="qa-muted">This answer cites no passage.</div>'
+    short = short_answer(answer)
+    asked = getattr(answer, "language", "") or ""
     parts = ['<div class="qa-sources">']
     for c in answer.citations:
         name, path = _file_label(c.source)
         loc = format_location(c.location or {})
+        lang = source_language(c)
+        lang_tag = (f' <span class="qa-lang-tag">{html.escape(LANGUAGE_NAMES.get(lang, lang))}</span>'
+                    if asked and lang != asked else "")
         warn = "" if c.supported else '<div class="qa-warn">⚠ this sentence could not be matched to its passage</div>'
         parts.append(
             f'<div class="qa-source" data-n="{int(c.n)}">'
             f'<div class="qa-source-head"><span class="qa-num">[{int(c.n)}]</span> '
-            f'<span class="qa-file">{html.escape(name)}</span></div>'
+            f'<span class="qa-file">{html.escape(name)}</span>{lang_tag} {_open_button(c)}</div>'
             f'<div class="qa-loc">{html.escape(path)}{" · " + html.escape(loc) if loc else ""}</div>'
-            f'{warn}<div class="qa-passage">{highlight_html(c)}</div></div>')
+            f'{warn}<div class="qa-passage">{_highlight(c, short)}</div></div>')
     parts.append("</div>")
     return "".join(parts)
+
+
+def _meta_html(answer: Answer) -> str:
+    """Confidence label (the number on hover) and the source-language note, under the answer."""
+    bits = []
+    label, x = confidence(answer)
+    if label:
+        title = f' title="confidence {x:.2f}"' if x is not None else ""
+        bits.append(f'<span class="qa-conf qa-conf-{label}"{title}>{label} confidence</span>')
+    note = _lang_note(answer)
+    if note:
+        bits.append(f'<span class="qa-lang">{html.escape(note)}</span>')
+    return f'<div class="qa-meta">{" · ".join(bits)}</div>' if bits else ""
 
 
 def _note_html(answer: Answer) -> str:
@@ -175,11 +267,21 @@ def answer_message(answer: Answer) -> str:
         return _one_line('<div class="qa-abstain"><strong>Not found in the documents</strong><br>'
                          f"{html.escape(answer.answer)}{_note_html(answer)}</div>")
     text = md_escape(answer.answer)
-    extra = _note_html(answer)
+    short = short_answer(answer)
+    if short:  # the few words that answer, first, in bold (clean_history drops this line again)
+        text = f"**{md_escape(short)}**\n\n{text}"
+    extra = _meta_html(answer) + _note_html(answer)
     if answer.citations:
         extra += (f'<details class="qa-details"><summary>Sources ({len(answer.citations)})</summary>'
                   f"{sources_html(answer)}</details>")
     return text + ("\n\n" + _one_line(extra) if extra else "")
+
+
+ANSWER_CACHE = 2000  # answers kept in memory for feedback and export (the chat sends back only their text)
+
+
+def _message_key(text: str) -> str:
+    return hashlib.blake2b(str(text).strip().encode("utf-8", "replace"), digest_size=16).hexdigest()
 
 
 def error_message(title: str, detail: str) -> str:
@@ -353,6 +455,95 @@ class ChatApp:
         self.assistant = assistant or Assistant(self.settings)
         self._warm_lock = threading.Lock()
         self._warm_started = False
+        self._answers: "OrderedDict[str, tuple[str, list[dict], Answer]]" = OrderedDict()  # message key -> answer
+        self._answers_lock = threading.Lock()
+
+    # --- library, feedback, examples, export (assistant.library / .feedback / .examples / .conversation) ---
+    @property
+    def library(self):
+        from .library import Library
+
+        return Library(self.assistant)
+
+    @property
+    def feedback(self):
+        from .feedback import FeedbackStore
+
+        return FeedbackStore.for_settings(self.settings)
+
+    def examples(self) -> list[str]:
+        """Example questions from the indexed corpus (see assistant.examples); none when it cannot tell."""
+        from . import examples
+
+        try:
+            return examples.load(self.assistant)
+        except Exception:  # noqa: BLE001 - the page works without examples
+            log.debug("examples failed", exc_info=True)
+            return []
+
+    def documents(self) -> list[dict]:
+        return [d.to_json() for d in self.library.documents()]
+
+    def _remember(self, message: str, question: str, prior: list[dict], answer: Answer) -> None:
+        key = _message_key(message)
+        with self._answers_lock:
+            self._answers[key] = (question, prior, answer)
+            self._answers.move_to_end(key)
+            while len(self._answers) > ANSWER_CACHE:
+                self._answers.popitem(last=False)
+
+    def recall(self, message: Any) -> tuple[str, list[dict], Answer] | None:
+        """(question, earlier turns, Answer) of an assistant message this process produced, if still cached."""
+        with self._answers_lock:
+            return self._answers.get(_message_key(_content_text(message)))
+
+    def turns(self, history: list | None) -> list:
+        """The chat as (question, Answer or text) turns, for the Markdown export."""
+        from .conversation import Turn
+
+        out: list[Turn] = []
+        for msg in history or []:
+            if not isinstance(msg, dict):
+                continue
+            if msg.get("role") == "user":
+                out.append(Turn(md_unescape(_content_text(msg.get("content"))).strip()))
+            elif msg.get("role") == "assistant" and out:
+                hit = self.recall(msg.get("content"))
+                if hit:
+                    out[-1].answer = hit[2]
+                else:
+                    text = _content_text(msg.get("content"))
+                    out[-1].text = re.sub(r"<[^>]+>", " ", md_unescape(_EXTRAS.split(text, 1)[0])).strip()
+        return [t for t in out if t.question]
+
+    def rate(self, history: list | None, index: Any, liked: Any) -> dict:
+        """Record a 👍/👎 on the assistant message at ``index`` of the chat; returns the feedback JSON."""
+        from .feedback import FeedbackError
+
+        history = list(history or [])
+        i = index[0] if isinstance(index, (list, tuple)) else index
+        try:
+            i = int(i)
+            msg = history[i]
+        except (TypeError, ValueError, IndexError):
+            raise FeedbackError("no such message") from None
+        if not isinstance(msg, dict) or msg.get("role") != "assistant":
+            raise FeedbackError("only answers can be rated")
+        rating = "up" if liked is True or str(liked).lower() in ("like", "true", "up") else "down"
+        hit = self.recall(msg.get("content"))
+        if hit:
+            question, prior, answer = hit
+            data = answer.to_json()
+            data["short_answer"] = short_answer(answer)
+        else:  # not produced by this process (e.g. before a restart): what the page shows
+            earlier = clean_history(history[:i])
+            question = next((t["content"] for t in reversed(earlier) if t["role"] == "user"), "")
+            prior = earlier[:-1] if earlier and earlier[-1]["role"] == "user" else earlier
+            text = _content_text(msg.get("content"))
+            abstained = text.lstrip().startswith('<div class="qa-abstain">')
+            data = {"answer": re.sub(r"<[^>]+>", " ", md_unescape(_EXTRAS.split(text, 1)[0])).strip(),
+                    "abstained": abstained, "citations": []}
+        return self.feedback.add(rating, question, data, history=prior).to_json()
 
     # --- settings ---------------------------------------------------------------
     def backends(self) -> list[str]:
@@ -404,7 +595,9 @@ class ChatApp:
                     yield history + [{"role": "assistant", "content": md_escape(item)}], SOURCES_SEARCHING
             if final is None:
                 raise RuntimeError("the answerer returned nothing")
-            yield history + [{"role": "assistant", "content": answer_message(final)}], sources_html(final)
+            message = answer_message(final)
+            self._remember(message, question, prior, final)
+            yield history + [{"role": "assistant", "content": message}], sources_html(final)
             return
         except QuestionError as err:
             title, detail = "Cannot ask this question", str(err)
@@ -492,6 +685,13 @@ class ChatApp:
                 self.assistant.warm_up()
             except Exception:  # noqa: BLE001 - the first question reports the problem clearly
                 log.debug("warm-up failed", exc_info=True)
+                return
+            try:  # keep the corpus's example questions to those the assistant answers (cached per index version)
+                from . import examples
+
+                examples.verify(self.assistant)
+            except Exception:  # noqa: BLE001
+                log.debug("checking the examples failed", exc_info=True)
 
         threading.Thread(target=run, name="assistant-warm-up", daemon=True).start()
 
@@ -522,6 +722,24 @@ CSS = """
 .qa-details summary { cursor: pointer; color: var(--color-accent); }
 .qa-upload ul { margin: 4px 0 0 0; padding-left: 1.1em; }
 .qa-ok { color: #166534; } .qa-bad { color: #b91c1c; }
+.qa-short-mark { font-weight: 700; text-decoration: underline; text-decoration-thickness: 2px; }
+.qa-meta { font-size: 0.85em; color: var(--body-text-color-subdued); margin-top: 4px; }
+.qa-conf { border-radius: 999px; padding: 1px 8px; border: 1px solid currentColor; cursor: help; }
+.qa-conf-high { color: #166534; } .qa-conf-medium { color: #92400e; } .qa-conf-low { color: #b91c1c; }
+.qa-lang, .qa-lang-tag { font-style: italic; }
+.qa-lang-tag { font-size: 0.8em; font-weight: 400; color: var(--body-text-color-subdued); }
+.qa-open { float: right; font-size: 0.8em; font-weight: 400; color: var(--color-accent); background: none; border: none;
+           cursor: pointer; padding: 0; }
+.qa-open:hover { text-decoration: underline; }
+.qa-library table { width: 100%; border-collapse: collapse; font-size: 0.85em; margin-top: 6px; }
+.qa-library th, .qa-library td { text-align: left; padding: 3px 6px; border-bottom: 1px solid var(--border-color-primary); }
+.qa-doc-name { word-break: break-all; }
+#doc-viewer .qa-doc-text { white-space: pre-wrap; max-height: 420px; overflow-y: auto; font-size: 0.92em; line-height: 1.45;
+                           border: 1px solid var(--border-color-primary); border-radius: 6px; padding: 8px 10px; }
+#doc-viewer .qa-region { background: rgba(253, 230, 138, 0.35); }
+#doc-viewer mark.qa-target { background: #fde68a; color: inherit; padding: 0 2px; border-radius: 3px; }
+#doc-viewer .qa-page { font-size: 0.8em; color: var(--body-text-color-subdued); border-top: 1px dashed var(--border-color-primary);
+                       margin: 8px 0 4px; white-space: normal; }
 """
 
 
@@ -573,6 +791,128 @@ def create_app(settings: Settings | None = None, assistant=None):
         """Index status: documents, chunks, embedding model, store, and the answer backends."""
         return {**app.status(), "backends": app.backends()}
 
+    from .feedback import FeedbackError
+    from .library import LibraryError
+    from .ui_panels import SCROLL_JS, document_html, library_html
+
+    def _fail(err: Exception):
+        raise gr.Error(str(err), print_exception=False) from None
+
+    def documents() -> dict:
+        """The document library: {"documents": [{id, name, source, kind, size, pages, chunks, indexed_at, status, error, uploaded}]}."""
+        return {"documents": app.documents()}
+
+    def remove_document(document: str) -> dict:
+        """Remove one document (by id or source) from the index: its chunks, BM25 entries and manifest row. Returns {"removed", "documents"}."""
+        from .store import StoreError
+
+        try:
+            info = app.library.remove(document)
+        except (LibraryError, StoreError) as err:
+            _fail(err)
+        return {"removed": info.to_json(), "documents": app.documents()}
+
+    def reindex_document(document: str) -> dict:
+        """Read one document (by id or source) again. Returns {"report", "documents"}."""
+        from .store import StoreError
+
+        try:
+            report = app.library.reindex(document)
+        except (LibraryError, StoreError) as err:
+            _fail(err)
+        return {"report": _public_report(report.to_json()), "documents": app.documents()}
+
+    def document(document: str, chunk_id: str = "") -> dict:
+        """A document's extracted text and where a chunk sits in it: {id, name, source, kind, text, pages, passage}."""
+        try:
+            return app.library.passage(document, chunk_id)
+        except LibraryError as err:
+            _fail(err)
+
+    def feedback(question: str, answer: dict | None = None, rating: str = "up", correction: str = "",
+                 history: list[dict] | None = None) -> dict:
+        """Record a 👍 ("up") or 👎 ("down") on an answer (the /ask JSON), with an optional correction ("the answer is …"). Stored in <index_dir>/feedback.jsonl."""
+        try:
+            return app.feedback.add(rating, question, answer, history=history, correction=correction).to_json()
+        except FeedbackError as err:
+            _fail(err)
+
+    def export_conversation(history: list) -> str:
+        """The chat (the /chat history) as Markdown, every answer with its numbered sources."""
+        from .conversation import to_markdown
+
+        return to_markdown(app.turns(history), title=TITLE)
+
+    def library_view(notice: str = ""):
+        docs = app.documents()
+        choices = [(f"{d['name']} — {d['source']}", d["id"]) for d in docs]
+        return library_html(docs), gr.Dropdown(choices=choices, value=None), notice
+
+    def on_remove(doc: str | None):
+        if not doc:
+            return (*library_view('<div class="qa-muted">Choose a document first.</div>'), status_html(app.status()))
+        try:
+            info = app.library.remove(doc)
+            notice = f'<div class="qa-ok">✓ {html.escape(info.name)} was removed from the index.</div>'
+        except Exception as err:  # noqa: BLE001 - shown on the page
+            notice = f'<div class="qa-bad">✗ {html.escape(str(err))}</div>'
+        return (*library_view(notice), status_html(app.status()))
+
+    def on_reindex(doc: str | None):
+        if not doc:
+            return (*library_view('<div class="qa-muted">Choose a document first.</div>'), status_html(app.status()))
+        try:
+            name = next((d["name"] for d in app.documents() if d["id"] == doc), doc)
+            report = app.library.reindex(doc)
+            if report.failed:
+                notice = f'<div class="qa-bad">✗ {html.escape(name)}: {html.escape(report.failed[0]["error"])}</div>'
+            else:
+                what = "updated" if report.added or report.updated else "unchanged, already up to date"
+                notice = f'<div class="qa-ok">✓ {html.escape(name)} re-indexed ({what}).</div>'
+        except Exception as err:  # noqa: BLE001
+            notice = f'<div class="qa-bad">✗ {html.escape(str(err))}</div>'
+        return (*library_view(notice), status_html(app.status()))
+
+    def on_open(request: str):
+        import json as _json
+
+        try:
+            req = _json.loads(request or "{}")
+            view = app.library.passage(str(req.get("source") or ""), str(req.get("chunk") or ""))
+            body = document_html(view, int(req.get("start", -1)), int(req.get("len", 0)))
+        except (ValueError, TypeError, LibraryError) as err:
+            body = f'<div class="qa-bad">✗ {html.escape(str(err) or "cannot open this document")}</div>'
+        return gr.Accordion(open=True), body
+
+    def on_like(history: list, evt: gr.LikeData):
+        try:
+            fb = app.rate(history, evt.index, evt.liked)
+        except FeedbackError as err:
+            gr.Warning(str(err))
+            return "", gr.Row(visible=False), ""
+        if fb["rating"] == "up":
+            return fb["id"], gr.Row(visible=False), '<div class="qa-ok">Thanks: 👍 recorded.</div>'
+        return fb["id"], gr.Row(visible=True), ('<div class="qa-muted">👎 recorded. What is the right answer? '
+                                                "(optional; it becomes an evaluation case)</div>")
+
+    def on_correct(fb_id: str, text: str):
+        if not fb_id or not (text or "").strip():
+            return gr.Row(visible=True), '<div class="qa-muted">Type the right answer first.</div>', text
+        try:
+            app.feedback.correct(fb_id, text)
+        except FeedbackError as err:
+            return gr.Row(visible=True), f'<div class="qa-bad">✗ {html.escape(str(err))}</div>', text
+        return gr.Row(visible=False), '<div class="qa-ok">Thanks: the correction was recorded.</div>', ""
+
+    def on_export(history: list):
+        import tempfile
+
+        md = export_conversation(history)
+        folder = Path(tempfile.mkdtemp(prefix="assistant-export-"))
+        path = folder / "conversation.md"
+        path.write_text(md, encoding="utf-8")
+        return gr.File(value=str(path), visible=True)
+
     limits = (f"txt, md, html, pdf, docx · up to {settings.upload_max_files} files of "
               f"{settings.upload_max_mb:g} MB each. They become searchable as soon as they are indexed.")
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
@@ -583,23 +923,46 @@ def create_app(settings: Settings | None = None, assistant=None):
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(
                     label="chat", show_label=False, elem_id="chatbot", height=540, layout="bubble",
-                    examples=[{"text": q} for q in EXAMPLES],
+                    examples=[{"text": q} for q in (app.examples() or [])] or None,
                     placeholder="Ask a question, or click an example.",
                     sanitize_html=True, render_markdown=True, latex_delimiters=[], allow_tags=False,
-                    line_breaks=True, buttons=["copy", "copy_all"], feedback_options=None,
+                    line_breaks=True, buttons=["copy", "copy_all"], feedback_options=("Like", "Dislike"),
                 )
+                with gr.Row(visible=False, elem_id="correction-row") as correction_row:
+                    correction = gr.Textbox(placeholder="The answer is…", label="correction", show_label=False,
+                                            elem_id="correction", scale=4, max_lines=3)
+                    correction_btn = gr.Button("Send correction", elem_id="correction-send", scale=1, size="sm")
+                feedback_notice = gr.HTML("", elem_id="feedback-notice")
+                feedback_id = gr.State("")
                 msg = gr.Textbox(placeholder="Ask a question about the documents…", label="message", show_label=False,
                                  elem_id="question", submit_btn="Ask", max_length=settings.max_question_chars,
                                  autofocus=True, lines=1, max_lines=6)
             with gr.Column(scale=2):
                 gr.Markdown("### Sources")
                 sources = gr.HTML(SOURCES_PLACEHOLDER, label="sources", elem_id="sources")
+                open_request = gr.Textbox("", visible="hidden", elem_id="open-request", label="open")
+                with gr.Accordion("Document", open=False, elem_id="doc-panel") as doc_panel:
+                    doc_viewer = gr.HTML('<div class="qa-muted">Click “Open at passage” on a source to read it in its '
+                                         "document.</div>", elem_id="doc-viewer")
+                with gr.Accordion("Documents", open=False, elem_id="library-panel"):
+                    library_box = gr.HTML('<div class="qa-muted">Loading…</div>', elem_id="library")
+                    with gr.Row():
+                        library_pick = gr.Dropdown([], value=None, label="Document", elem_id="library-select",
+                                                   interactive=True, scale=3)
+                        remove_btn = gr.Button("Remove from index", elem_id="library-remove", variant="stop",
+                                               size="sm", scale=1)
+                        reindex_btn = gr.Button("Re-index", elem_id="library-reindex", size="sm", scale=1)
+                    library_notice = gr.HTML("", elem_id="library-notice")
                 with gr.Accordion("Add documents", open=False, elem_id="upload-panel"):
                     files = gr.File(label="Upload documents", file_count="multiple", type="filepath",
                                     elem_id="upload-files")
                     gr.Markdown(limits, elem_classes=["qa-muted"])
                     upload_report = gr.HTML("", label="report", elem_id="upload-report")
                     upload_json = gr.JSON(label="result", visible=False)
+                with gr.Accordion("Export", open=False, elem_id="export-panel"):
+                    export_btn = gr.Button("Export the conversation (Markdown)", elem_id="export", size="sm")
+                    export_file = gr.File(label="conversation.md", visible=False, elem_id="export-file",
+                                          interactive=False)
                 with gr.Accordion("Settings", open=False, elem_id="settings-panel"):
                     k = gr.Slider(1, 20, value=settings.k, step=1, label="Passages retrieved (k)")
                     backend = gr.Dropdown(backends, value=app.default_backend(), label="Answer backend",
@@ -612,15 +975,39 @@ def create_app(settings: Settings | None = None, assistant=None):
         chatbot.clear(lambda: SOURCES_PLACEHOLDER, None, sources, queue=False, api_visibility="private")
         files.upload(upload, inputs=[files], outputs=[upload_report, status_box, upload_json], api_name="upload",
                      concurrency_limit=1, concurrency_id="indexing", show_progress="full").then(
-            lambda: None, None, files, queue=False, api_visibility="private")
+            lambda: None, None, files, queue=False, api_visibility="private").then(
+            lambda: library_view()[:2], None, [library_box, library_pick], queue=False, api_visibility="private")
         gr.api(ask, api_name="ask", concurrency_id="answer")  # /chat and /ask share `concurrency` workers
         gr.api(status, api_name="status", queue=False)
+        gr.api(documents, api_name="documents", queue=False)
+        gr.api(remove_document, api_name="remove_document", concurrency_limit=1, concurrency_id="indexing")
+        gr.api(reindex_document, api_name="reindex_document", concurrency_limit=1, concurrency_id="indexing")
+        gr.api(document, api_name="document", concurrency_id="answer")
+        gr.api(feedback, api_name="feedback", queue=False)
+        gr.api(export_conversation, api_name="export", queue=False)
 
-        def on_page_load() -> str:
+        library_out = [library_box, library_pick, library_notice, status_box]
+        remove_btn.click(on_remove, [library_pick], library_out, api_visibility="private",
+                         concurrency_limit=1, concurrency_id="indexing")
+        reindex_btn.click(on_reindex, [library_pick], library_out, api_visibility="private",
+                          concurrency_limit=1, concurrency_id="indexing")
+        open_request.change(on_open, [open_request], [doc_panel, doc_viewer], api_visibility="private",
+                            concurrency_id="answer").then(None, None, None, js=SCROLL_JS, api_visibility="private")
+        chatbot.like(on_like, [chatbot], [feedback_id, correction_row, feedback_notice], api_visibility="private",
+                     queue=False)
+        correction_btn.click(on_correct, [feedback_id, correction], [correction_row, feedback_notice, correction],
+                             api_visibility="private", queue=False)
+        correction.submit(on_correct, [feedback_id, correction], [correction_row, feedback_notice, correction],
+                          api_visibility="private", queue=False)
+        export_btn.click(on_export, [chatbot], [export_file], api_visibility="private", queue=False)
+
+        def on_page_load():
             app.warm_up_soon()
-            return status_html(app.status())
+            box, pick, _ = library_view()
+            return status_html(app.status()), box, pick, gr.Chatbot(examples=[{"text": q} for q in app.examples()] or None)
 
-        demo.load(on_page_load, None, status_box, api_visibility="private", queue=False)
+        demo.load(on_page_load, None, [status_box, library_box, library_pick, chatbot], api_visibility="private",
+                  queue=False)
 
     # Queue: /chat and /ask share one pool of `concurrency` workers ("answer"; the embedder serialises the CPU work
     # anyway), uploads run one at a time in their own pool ("indexing") so that answers go on during an upload, and
@@ -677,7 +1064,7 @@ def launch(demo, settings: Settings, host: str | None = None, port: int | None =
     options = dict(server_name=host, server_port=port, auth=parse_auth(settings.auth),
                    auth_message="Log in to ask questions about the documents." if settings.auth else None,
                    max_file_size=upload_hard_limit(settings), theme=theme(),
-                   css=CSS, footer_links=["api"], show_error=False, share=False,
+                   css=CSS, js=OPEN_JS, footer_links=["api"], show_error=False, share=False,
                    allowed_paths=[], blocked_paths=blocked_paths(settings))
     options.update(kwargs)
     return demo.launch(**options)

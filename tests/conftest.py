@@ -116,3 +116,61 @@ def client(ui_server):
         yield c
     finally:
         c.close()
+
+
+# --------------------------------------------------------------------------- a non-demo corpus (document library tests)
+FAQ_FILES = {
+    "mutuelle.md": "# FAQ de la mutuelle Horizon\n\n## Comment résilier mon contrat ?\n\n"
+                   "Pour résilier votre contrat, envoyez une lettre recommandée au siège de la mutuelle Horizon, "
+                   "12 rue des Lilas à Rennes, au moins deux mois avant la date d'échéance.\n\n"
+                   "## Quel est le délai de remboursement des soins ?\n\n"
+                   "Les soins sont remboursés sous cinq jours ouvrés après réception de la feuille de soins électronique.\n",
+    "mediatheque.md": "# FAQ de la médiathèque de Lorient\n\n## Combien de livres puis-je emprunter ?\n\n"
+                      "Chaque abonné de la médiathèque de Lorient peut emprunter douze livres à la fois, "
+                      "pour une durée de quatre semaines.\n\n## Quels sont les horaires d'ouverture le dimanche ?\n\n"
+                      "La médiathèque de Lorient est ouverte le dimanche de quatorze heures à dix-huit heures, sauf en août.\n",
+    "piscine.md": "# FAQ de la piscine municipale de Vannes\n\n## Faut-il porter un bonnet de bain ?\n\n"
+                  "Le bonnet de bain est obligatoire pour tous les nageurs de la piscine municipale de Vannes, "
+                  "y compris les enfants.\n\n## Quel est le tarif d'une entrée adulte ?\n\n"
+                  "Une entrée adulte à la piscine municipale de Vannes coûte quatre euros cinquante.\n",
+}
+FAQ_QUESTIONS = ["Comment résilier mon contrat ?", "Combien de livres puis-je emprunter ?",
+                 "Faut-il porter un bonnet de bain ?", "Quel est le tarif d'une entrée adulte ?"]
+
+
+def write_faq_corpus(folder: Path) -> Path:
+    """Three French FAQ pages, a two-page PDF and a corrupt PDF (which fails with a reason)."""
+    from .helpers import make_pdf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in FAQ_FILES.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    make_pdf(folder / "phare.pdf", ["Rapport sur le phare de Kerbrat. Introduction générale.",
+                                    "Le phare de Kerbrat a été construit par l'ingénieur Paul Le Meur en 1881."])
+    (folder / "scan.pdf").write_bytes(b"%PDF-1.4\ncorrupted beyond repair\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def faq_server(tmp_path_factory, settings_factory, embedder):
+    """The chat served in-process over a fresh index of a French FAQ corpus (the module may modify it).
+
+    Yields ``url``, ``demo``, ``app`` (the ChatApp), ``settings``, ``assistant``, ``docs`` and ``uploads``."""
+    from types import SimpleNamespace
+
+    from assistant.pipeline import Assistant
+    from assistant.ui import create_app, launch, prepare_index, ChatApp
+
+    root = tmp_path_factory.mktemp("faq")
+    docs = write_faq_corpus(root / "faq")
+    settings = settings_factory(index_dir=str(root / "index"), docs_dir=str(docs), upload_dir=str(root / "uploads"),
+                                upload_max_files=4, upload_max_mb=1.0)
+    assistant = Assistant(settings, embedder=embedder)
+    prepare_index(ChatApp(settings, assistant))
+    demo = create_app(settings, assistant)
+    _, url, _ = launch(demo, settings, host="127.0.0.1", port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield SimpleNamespace(url=url, demo=demo, app=demo.chat_app, settings=settings, assistant=assistant, docs=docs,
+                              uploads=root / "uploads")
+    finally:
+        demo.close()

@@ -1,0 +1,49 @@
+"""A chat conversation as Markdown: every question, its answer, and the answer's numbered sources."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from .citations import format_location
+from .schema import Answer
+
+
+@dataclass
+class Turn:
+    question: str
+    answer: Answer | None = None  # None when only the text is known (e.g. a conversation from before a restart)
+    text: str = ""  # the answer's text when ``answer`` is None
+
+
+def _md(text: str) -> str:
+    """Document text inside Markdown: no HTML, no accidental formatting."""
+    out = str(text).replace("\\", "\\\\")
+    for ch in "`*_[]<>#|":
+        out = out.replace(ch, "\\" + ch)
+    return out
+
+
+def to_markdown(turns: list[Turn], title: str = "Document Q&A", now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    lines = [f"# {title} — conversation", "", f"_Exported {now.strftime('%Y-%m-%d %H:%M')} UTC._", ""]
+    for i, t in enumerate(turns, start=1):
+        lines += [f"## {i}. {_md(t.question)}", ""]
+        a = t.answer
+        if a is None:
+            lines += [_md(t.text) or "_(no answer)_", ""]
+            continue
+        if a.abstained:
+            lines += [f"> {_md(a.answer)}", ""]
+            continue
+        short = str(getattr(a, "short_answer", "") or "").strip()
+        if short:
+            lines += [f"**{_md(short)}**", ""]
+        lines += [_md(a.answer).replace("\\[", "[").replace("\\]", "]"), ""]
+        if a.citations:
+            lines += ["Sources:", ""]
+            for c in a.citations:
+                loc = format_location(c.location or {})
+                lines.append(f"{int(c.n)}. `{c.source.replace('`', '')}`" + (f" — {loc}" if loc else "")
+                             + f"  \n   “{_md(c.quote)}”")
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
