@@ -12,13 +12,15 @@ anything else   a sentence-transformers model name or local folder
 ==============  ===================================================================
 
 All embedders load their model lazily (``warm_up``) and are safe to call from
-several threads (calls are serialised: the CPU is the bottleneck anyway).
+several threads (forward passes are serialised: the CPU is the bottleneck anyway). Background work (an indexing
+run, :func:`assistant.priority.background`) is encoded in short slices that give way to questions.
 """
 from __future__ import annotations
 
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -28,6 +30,8 @@ from langchain_core.embeddings import Embeddings
 from .engine_choice import BY_PRECISION, CANDIDATES
 from .engines import ENGINES, length_sorted_batches, quantize_int8  # noqa: F401 - re-exported (bench, older code)
 from .offline import configure_environment
+from . import priority
+from .priority import PRIORITY, is_background
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +48,11 @@ class Embedder(Embeddings):
 
     def __init__(self, threads: int = 0):
         self.threads = _threads(threads)
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # loading
+        self._model_lock = threading.Lock()  # one forward pass at a time (see encode)
         self._ready = False
+        self._rate = 0.0  # characters per second of background slices (sizes the next slice)
+        self.slices = 0  # background slices encoded (for tests and the benchmark)
 
     # --- lifecycle ---------------------------------------------------------
     def warm_up(self) -> None:
@@ -72,11 +79,44 @@ class Embedder(Embeddings):
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         self.warm_up()
-        with self._lock:
-            vecs = self._encode(list(texts), is_query)
+        if is_background():
+            vecs = self._encode_sliced(texts, is_query)
+        else:
+            with PRIORITY.question(), self._model_lock:
+                vecs = self._encode(list(texts), is_query)
         vecs = np.asarray(vecs, dtype=np.float32)
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)
         return vecs / np.maximum(norms, 1e-12)
+
+    def _encode_sliced(self, texts: list[str], is_query: bool) -> np.ndarray:
+        """Background work (:func:`assistant.priority.background`): slices of about ``SLICE_SECONDS`` of model time,
+        each taken only when no question is being answered, so that a question waits at most one slice.
+
+        Texts are taken in order of length (as the engines batch them) and each slice gets as many characters as
+        the measured speed allows; the vectors are those of one call (the engines are batch-independent)."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out: np.ndarray | None = None
+        i = 0
+        while i < len(order):
+            budget = max(1.0, self._rate * priority.SLICE_SECONDS) if self._rate else 2000.0
+            j, chars = i, 0
+            while j < len(order) and (j == i or chars + len(texts[order[j]]) <= budget):
+                chars += len(texts[order[j]]) + 1
+                j += 1
+            part = order[i:j]
+            PRIORITY.yield_to_questions()
+            with self._model_lock:
+                t0 = time.perf_counter()
+                vecs = np.asarray(self._encode([texts[k] for k in part], is_query), dtype=np.float32)
+                took = time.perf_counter() - t0
+            self.slices += 1
+            rate = chars / max(took, 1e-4)
+            self._rate = rate if not self._rate else 0.7 * self._rate + 0.3 * rate
+            if out is None:
+                out = np.zeros((len(texts), vecs.shape[1]), dtype=np.float32)
+            out[part] = vecs
+            i = j
+        return out
 
     def encode_with_query(self, query: str, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """The query's vector and the (passage) vectors of ``texts``: one forward pass where the engine allows it."""
@@ -169,7 +209,8 @@ class TransformerEmbedder(Embedder):
         self.warm_up()
         full = [self.query_prefix + (query if query.strip() else ".")]
         full += [self.passage_prefix + (t if t.strip() else ".") for t in texts]
-        with self._lock:  # a question and its words are short: one batch costs about what the question alone does
+        # a question and its words are short: one batch costs about what the question alone does
+        with PRIORITY.question(), self._model_lock:
             vecs = np.asarray(self._encode(full, False, prefixed=True), dtype=np.float32)
         vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         return vecs[0], vecs[1:]

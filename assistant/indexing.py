@@ -35,6 +35,7 @@ import numpy as np
 from .chunking import Chunker
 from .config import Settings
 from .loaders import Deadline, DocumentLoader, LoadError, discover, timeout_reason
+from .priority import PRIORITY, background
 from .schema import Chunk, Document
 from .store import ChunkStore, FileRecord, Manifest, StoreError, index_lock
 from .text import lexical_tokens
@@ -152,7 +153,8 @@ class Indexer:
         report = IndexReport()
         bars = _Bars(show_progress if show_progress is not None else sys.stderr.isatty(), progress)
         try:
-            self._run(paths, rebuild, report, bars)
+            with background():  # questions asked meanwhile go first (see assistant.priority)
+                self._run(paths, rebuild, report, bars)
         except (OSError, sqlite3.Error) as err:  # the manifest, BM25 or lexicon files could not be written (disk full…)
             raise self._stopped(self.store._error("indexing stopped", err)) from None
         except StoreError as err:
@@ -343,8 +345,13 @@ class Indexer:
                 self.th.start()
 
             def produce(self, owner: "Indexer", first: int) -> None:
+                with background():
+                    self._produce(owner, first)
+
+            def _produce(self, owner: "Indexer", first: int) -> None:
                 for i in range(first, len(work)):
                     owner._may_load.wait()
+                    PRIORITY.yield_to_questions()  # a file is read between two questions, not during one
                     if stop.is_set() or self.abandoned:
                         return
                     with self.lock:
@@ -442,6 +449,7 @@ class Indexer:
                     bars.chunks(len(vecs))
             finally:
                 self._may_load.set()
+        PRIORITY.yield_to_questions()  # the writes and the tokenising below, too, give way to a question
         report.embedded += len(to_embed)
         report.reused += len(missing) - len(to_embed)
         vectors: dict[str, np.ndarray] = {c.id: reuse[c.text_hash] for c in missing}

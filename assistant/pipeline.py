@@ -6,6 +6,7 @@ from several threads.
 """
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -15,6 +16,7 @@ from typing import Iterator
 from .answer import ExtractiveAnswerer, VectorCache
 from .config import Settings
 from .embeddings import make_embedder
+from .priority import PRIORITY
 from .retrieval import HybridRetriever, LexicalIndex, Retrieval
 from .schema import Answer
 from .store import ChunkStore, StoreError
@@ -45,6 +47,12 @@ def clean_question(question: str | None, max_chars: int) -> str:
     return re.sub(r"\s+", " ", q)
 
 
+def reader_choice() -> str:
+    """``ASSISTANT_READER``: ``rules`` (default: the rule-based :class:`ExtractiveAnswerer`) or ``fitted``
+    (:class:`assistant.reader.Reader`). An experiment switch, like retrieval's: see docs/reader.md."""
+    return os.environ.get("ASSISTANT_READER", "rules").strip().lower() or "rules"
+
+
 class Assistant:
     """Question answering over an index of documents.
 
@@ -68,6 +76,13 @@ class Assistant:
         self.extractive = ExtractiveAnswerer(self.embedder, threshold=self.settings.abstain_threshold,
                                              max_sentences=self.settings.max_answer_sentences, cache=self.cache,
                                              lexicon=self.lexicon, vocabulary=self.lexical.vocabulary)
+        self.rules = self.extractive
+        if reader_choice() == "fitted":  # the fitted reader (assistant.reader, docs/reader.md), when it has weights
+            from .reader import Reader, weights_for
+
+            if weights_for(self.embedder) is not None:
+                self.extractive = Reader(self.embedder, cache=self.cache, lexicon=self.lexicon,
+                                         vocabulary=self.lexical.vocabulary, rules=self.rules)
         self._llm = None
         self._llm_lock = threading.Lock()
         self._indexer = None
@@ -138,11 +153,13 @@ class Assistant:
     def ask(self, question: str, history: list[dict] | None = None, k: int | None = None,
             backend: str | None = None) -> Answer:
         t0 = time.perf_counter()
-        retrieval = self.retrieve(question, history, k, backend)
+        with PRIORITY.question():  # an indexing run in this process waits meanwhile (assistant.priority)
+            retrieval = self.retrieve(question, history, k, backend)
         if self._use_llm(backend):
             answer = self.llm.run(retrieval, history)
         else:
-            answer = self.extractive.run(retrieval)
+            with PRIORITY.question():
+                answer = self.extractive.run(retrieval)
         answer.timings_ms = {"retrieve": retrieval.timings_ms.get("retrieve", 0.0),
                              "answer": answer.timings_ms.get("answer", 0.0),
                              "total": (time.perf_counter() - t0) * 1000}
@@ -152,7 +169,8 @@ class Assistant:
                backend: str | None = None) -> Iterator[str | Answer]:
         """Yield growing answer text, then the final :class:`Answer`."""
         t0 = time.perf_counter()
-        retrieval = self.retrieve(question, history, k, backend)
+        with PRIORITY.question():  # no yield inside: a generator may resume on another thread
+            retrieval = self.retrieve(question, history, k, backend)
         if self._use_llm(backend):
             final = None
             for item in self.llm.stream(retrieval, history):
@@ -162,7 +180,8 @@ class Assistant:
                     yield item
             answer = final
         else:
-            answer = self.extractive.run(retrieval)
+            with PRIORITY.question():
+                answer = self.extractive.run(retrieval)
             words = re.split(r"(\s+)", answer.answer)
             acc = ""
             for i in range(0, len(words), 6):  # extractive answers arrive at once; stream them in word groups
