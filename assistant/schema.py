@@ -108,6 +108,9 @@ class Answer:
     note: str = ""  # e.g. "The language model was unreachable; showing the grounded answer."
     unsupported: list[int] = field(default_factory=list)  # citation numbers flagged as unsupported
     debug: str = ""  # why the answerer abstained (shown by `ask --verbose`, not part of the JSON)
+    confidence: float | None = None  # the reader's calibrated probability that the quoted sentence answers
+    short_answer: str | None = None  # the span asked for ("1,3 milliard de dirhams"), when the reader found one
+    no_answer: float | None = None  # the reader's prod(1 - p_i) over its top candidates (not part of the JSON)
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -117,6 +120,9 @@ class Answer:
             "retrieved": [r.to_json() for r in self.retrieved],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
+        if self.confidence is not None:
+            out["confidence"] = round(float(self.confidence), 4)
+            out["short_answer"] = self.short_answer
         if self.note:
             out["note"] = self.note
         if self.backend != "extractive":

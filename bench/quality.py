@@ -170,7 +170,8 @@ def answerers(a) -> dict:
         from assistant.reader import Reader, weights_for
 
         if weights_for(a.embedder) is not None:
-            out["reader"] = Reader(a.embedder, cache=a.cache, lexicon=a.lexicon, vocabulary=a.lexical.vocabulary)
+            out["reader"] = Reader(a.embedder, cache=a.cache, lexicon=a.lexicon, vocabulary=a.lexical.vocabulary,
+                                   rules=a.extractive)
     except ImportError:
         pass
     return out
