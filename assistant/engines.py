@@ -166,12 +166,10 @@ class OnnxEngine(Engine):
         return out
 
     def _batches(self, ids: list[list[int]]) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
-        if os.environ.get("ASSISTANT_ONNX_BATCHED") != "1":  # one text per run: no padding at all
-            for i, row in enumerate(ids):
-                arr = np.asarray([row], dtype=np.int64)
-                yield [i], arr, np.ones_like(arr)
+        if os.environ.get("ASSISTANT_ONNX_BATCHED") == "1":  # padded length-sorted batches (measured slower)
+            yield from length_sorted_batches(ids, self.batch_tokens, self.pad, as_numpy=True)
             return
-        yield from length_sorted_batches(ids, self.batch_tokens, self.pad, as_numpy=True)
+        yield from equal_length_batches(ids, self.batch_tokens)
 
     def close(self) -> None:
         self.session = None
@@ -201,6 +199,24 @@ def make_engine(name: str, folder: str | Path, threads: int, batch_tokens: int =
     if reason:
         raise RuntimeError(f"embedding engine {name} {reason}")
     return cls(folder, threads, batch_tokens)
+
+
+def equal_length_batches(ids: list[list[int]], batch_tokens: int = 8192, max_rows: int = 256):
+    """Batches of texts of exactly the same token length: no padding at all, so every text's vector is the one
+    it gets alone (measured: identical to the last bit with ONNX Runtime's kernels), while many short texts of one
+    length - the lexicon's words, 4 to 7 tokens each - share one run instead of paying a run's fixed cost each
+    (4-6x more words/s). Yields ``(indices, input_ids, attention_mask)``; a length that occurs once is a batch
+    of one, as before."""
+    by_len: dict[int, list[int]] = {}
+    for i, row in enumerate(ids):
+        by_len.setdefault(len(row), []).append(i)
+    for length in sorted(by_len):
+        idx = by_len[length]
+        rows = max(1, min(max_rows, batch_tokens // max(length, 1)))
+        for s in range(0, len(idx), rows):
+            part = idx[s:s + rows]
+            arr = np.asarray([ids[i] for i in part], dtype=np.int64)
+            yield part, arr, np.ones_like(arr)
 
 
 # ------------------------------------------------------------------------------------------- ONNX export

@@ -254,6 +254,14 @@ class Bench:
                                       "persist_dir": str(self.work / "idx" / "langchain-ingest"),
                                       "splitter": "tiktoken", "n_questions": self.args.questions}, timeout=4 * 3600)
 
+    def textbook(self) -> dict:
+        """What a user would otherwise pick: HuggingFaceEmbeddings fp32 + RecursiveCharacterTextSplitter(1000, 200)
+        + Chroma.from_documents, same files, same weights, model load included (as in `assistant index`)."""
+        self.quiet("textbook")
+        return run_task("langchain", {"docs": self.subsets["ingest"]["folder"], "embeddings": "textbook",
+                                      "persist_dir": str(self.work / "idx" / "langchain-textbook"),
+                                      "splitter": "chars", "n_questions": self.args.questions}, timeout=4 * 3600)
+
     # ------------------------------------------------------------------ 5/6. serving
     def serve(self, label: str, model: str, chroma_url: str | None = None, index_dir: str | None = None) -> dict:
         idx = index_dir or str(self.work / "idx" / f"{label}-{model}")
@@ -352,6 +360,7 @@ class Bench:
         self.step("limit", self.limit)
         self.step("ingestion", self.ingestion)
         self.step("baseline", self.baseline)
+        self.step("textbook", self.textbook)
         self.step("reindex:ingest", self.reindex, "ingest", "e5-small")
         self.step("serve:ingest-e5", self.serve, "ingest", "e5-small")
         for label in sizes:  # then each size: build (cached) and measure

@@ -142,3 +142,19 @@ def test_file_locks_nest_across_paths_and_exclude_within_one(tmp_path):
         assert t.is_alive() and not got  # held by this thread: the other waits
     t.join(5)
     assert not t.is_alive()
+
+
+def test_equal_length_batches_partition_without_padding():
+    from assistant.engines import equal_length_batches
+
+    ids = [[1] * n for n in (5, 7, 5, 5, 9, 7, 5)]
+    batches = list(equal_length_batches(ids, batch_tokens=10))  # at most 2 rows of 5 tokens, 1 of 7 or 9
+    seen = []
+    for idx, arr, mask in batches:
+        assert arr.shape == mask.shape and mask.all()  # no padding anywhere
+        assert all(len(ids[i]) == arr.shape[1] for i in idx) and arr.shape[1] * len(idx) <= 10
+        seen += idx
+    assert sorted(seen) == list(range(len(ids)))
+    assert [idx for idx, _, _ in batches] == [[0, 2], [3, 6], [1], [5], [4]]
+    # a text longer than the budget still gets its own batch
+    assert [idx for idx, _, _ in equal_length_batches([[1] * 50], batch_tokens=10)] == [[0]]
