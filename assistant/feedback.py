@@ -155,7 +155,9 @@ def to_case(fb: Feedback) -> dict[str, Any]:
     elif fb.rating == "up" and fb.abstained:
         case.update(answerable=False, facts=[], evidence=[])
     elif fb.rating == "up" and (fb.short_answer or quotes):
-        case.update(answerable=True, facts=[[fb.short_answer or quotes[0]]], evidence=quotes or [fb.short_answer])
+        # the sentence without its final punctuation: the answer carries a [n] marker before it ("… bain [1]?")
+        fact = fb.short_answer or quotes[0].rstrip(" .!?;:…»\"'") or quotes[0]
+        case.update(answerable=True, facts=[[fact]], evidence=quotes or [fb.short_answer])
     else:  # 👎 without a correction: the right answer is not known yet
         case.update(answerable=True, facts=[], evidence=[], review=True,
                     note=("the assistant abstained and the user said it should have answered" if fb.abstained
