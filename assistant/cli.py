@@ -225,6 +225,16 @@ def cmd_settings(args, settings: Settings) -> int:
         return EXIT_OK
     for k, v in settings.public_dict().items():
         print(f"{k} = {v!r}")
+    # what is degraded in this index dir (a fallback in use, reader exceptions of the last run): never silent
+    try:
+        from .pipeline import Assistant
+
+        problems = Assistant(settings).problems()
+    except Exception as err:  # noqa: BLE001 - settings must print even when the index cannot be opened
+        problems = [f"state unknown: {str(err).splitlines()[0][:200] if str(err) else type(err).__name__}"]
+    print("# state: " + ("ok, nothing degraded" if not problems else f"{len(problems)} degraded"))
+    for line in problems:
+        print(f"# degraded: {line}")
     return EXIT_OK
 
 

@@ -130,6 +130,7 @@ class Indexer:
         self.lexicon = Lexicon(self.store.local_path("lexicon"), self.embedder)
         self._new_words: set[str] = set()
         self._stale: list[str] = []
+        self._errors = 0  # files a reader raised on, this run
         self._may_load = threading.Event()  # cleared while the model runs: the loader thread waits (see _process)
         self._may_load.set()
 
@@ -183,6 +184,10 @@ class Indexer:
     def _run(self, paths: list[Path], rebuild: bool, report: IndexReport, bars: "_Bars") -> None:
         with index_lock(self.settings.index_path):
             self._stale = []  # chunk ids replaced in this run, deleted once the new snapshot is live
+            self._errors = 0
+            from .health import clear
+
+            clear("reader-errors", self.settings.index_path)  # counted again by this run
             unfinished = self._prepare(rebuild, report)
             files, ignored = discover(paths, exclude=[self.settings.index_path])
             from .library import skip_removed  # documents removed from the library stay out of folder runs
@@ -199,7 +204,7 @@ class Indexer:
             bars.start(len(work), "files")
             self._process(work, records, report, bars)
             self._remove(gone, report)
-            if (unfinished or not self._new_words and not self.lexicon.load()) and self.store.count():
+            if (unfinished or not self.lexicon.load()) and self.store.count():
                 # an index built before the lexicon existed (or whose lexicon was lost), or a run that was killed before
                 # it saved its new words: add the words of every stored chunk (only the unknown ones are embedded)
                 from .lexicon import dictionary_words
@@ -304,9 +309,22 @@ class Indexer:
             w.chunks = self.chunker.run(w.doc, source_key=w.key, deadline=deadline)
         except LoadError as err:
             w.error = str(err)
+            if err.unexpected:  # an exception inside a reader: the reason for the report, the traceback for the log
+                self._problem(w, err.__cause__ or err)
         except Exception as err:  # noqa: BLE001 - one bad file never stops the run
             w.error = f"cannot process: {str(err).splitlines()[0][:200] if str(err) else type(err).__name__}"
+            self._problem(w, err)
         return w
+
+    def _problem(self, w: _Work, err: BaseException) -> None:
+        """A reader or the chunker raised on a file: logged once with its traceback, counted, kept for status."""
+        from .health import degraded
+
+        self._errors += 1
+        degraded("reader-errors", f"reading files: {self._errors} file(s) of the last indexing run failed with an "
+                 f"exception in a reader (last: {printable(w.path)}: {w.error}); tracebacks in "
+                 f"{self.settings.index_path / 'assistant.log'}", err, index_path=self.settings.index_path,
+                 detail=printable(w.path), persist=True)
 
     def _process(self, work: list[_Work], records: dict[str, FileRecord], report: IndexReport, bars: "_Bars") -> None:
         """Load in a background thread while the main thread writes (and waits for the disk).

@@ -62,6 +62,8 @@ class Lexicon:
         self._vectors: np.ndarray | None = None
         self._product: _ProductMatrix | None = None
         self._mtime = 0.0
+        self.problem: str | None = None  # why the last load failed ("missing", "unreadable: …"), None when loaded
+        self.problem_error: BaseException | None = None
 
     # --- persistence -------------------------------------------------------------
     def _paths(self):
@@ -72,20 +74,26 @@ class Lexicon:
         with self._lock:
             try:
                 mtime = meta_p.stat().st_mtime
-            except OSError:
+            except OSError as err:
+                self.problem, self.problem_error = "missing", err
                 return False
             if self._words is not None and mtime == self._mtime:
                 return True
             try:
                 meta = json.loads(meta_p.read_text())
                 if meta.get("embedder") != self.embedder.model_id:
+                    self.problem, self.problem_error = f"built with another embedding model ({meta.get('embedder')})", None
                     return False
                 words = json.loads(words_p.read_text())
                 vectors = np.load(vec_p, mmap_mode="r")
-            except (OSError, ValueError):
+            except (OSError, ValueError) as err:
+                self.problem = f"unreadable ({type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''})"
+                self.problem_error = err
                 return False
             if len(words) != len(vectors):
+                self.problem, self.problem_error = f"damaged ({len(words)} words, {len(vectors)} vectors)", None
                 return False
+            self.problem, self.problem_error = None, None
             self._words, self._vectors, self._mtime = words, vectors, mtime
             self._product = None
             self._index = {w: i for i, w in enumerate(words)}

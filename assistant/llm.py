@@ -391,7 +391,11 @@ class SupportChecker:
         try:
             return self.cache.sentence_vectors(texts)
         except Exception as err:  # noqa: BLE001 - the embedder is optional here
-            log.debug("support check without embeddings: %s", err)
+            from .health import degraded
+
+            degraded("support-vectors", "LLM support check: running without sentence vectors "
+                     f"({type(err).__name__}: {str(err).splitlines()[0][:150] if str(err) else ''}); citations are "
+                     "checked by word overlap only (paraphrases and translations are not recognised)", err)
             return None
 
     def check(self, sentence: str, passage: Passage) -> Support:

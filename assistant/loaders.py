@@ -33,7 +33,12 @@ MAX_HTML_BYTES = 20 * 1024 * 1024
 
 
 class LoadError(Exception):
-    """A file that cannot be indexed; ``str(err)`` is a one-line reason."""
+    """A file that cannot be indexed; ``str(err)`` is a one-line reason.
+
+    ``unexpected``: an exception raised inside a reader (pypdf, python-docx, trafilatura, ours) rather than a
+    reason the loader gave; it is the ``__cause__``, whose traceback the indexer logs (``assistant.health``)."""
+
+    unexpected = False
 
 
 class FileTimeout(LoadError):
@@ -179,7 +184,9 @@ class DocumentLoader:
             raise LoadError("file is too large to extract in memory") from None
         except Exception as err:  # a broken file must never stop the run
             msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise LoadError(f"cannot read {kind}: {msg[:200]}") from None
+            failure = LoadError(f"cannot read {kind}: {msg[:200]}")
+            failure.unexpected = True  # the one-line reason for the report; the traceback (the cause) for the log
+            raise failure from err
         doc = _assemble(paras)
         if not doc.text.strip():
             raise LoadError("no extractable text" + (" (scanned PDF? OCR is not supported)" if kind == "pdf" else ""))

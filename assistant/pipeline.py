@@ -103,7 +103,7 @@ class Assistant:
 
     def index(self, paths=None, rebuild: bool = False, progress=None, show_progress: bool | None = None):
         report = self.indexer.run(paths, rebuild=rebuild, progress=progress, show_progress=show_progress)
-        self.retriever.refresh(max_age=0)
+        self.retriever.refresh(max_age=0, wait=True)
         return report
 
     def has_index(self) -> bool:
@@ -202,4 +202,22 @@ class Assistant:
             out["chunks"] = self.store.count()
         except StoreError as err:
             out["error"] = str(err)
+        out["degraded"] = self.problems(indexed=out["documents"] > 0)
         return out
+
+    def problems(self, indexed: bool | None = None) -> list[str]:
+        """The fallbacks in use or met (``assistant.health``), one line each: an unavailable cross-lingual lexicon
+        over a non-empty index, reader exceptions of the last indexing run, an LLM support check without vectors…"""
+        from .health import describe, recovered, states
+        from .retrieval import lexicon_unavailable
+
+        if indexed is None:
+            try:
+                indexed = any(r.status == "done" for r in self.indexer.manifest.files().values())
+            except Exception:  # noqa: BLE001 - no manifest yet
+                indexed = False
+        if indexed and not self.lexicon.load():
+            lexicon_unavailable(self.lexicon, self.settings)
+        elif self.lexicon.load():
+            recovered("lexicon", self.settings.index_path)
+        return [describe(s) for s in states(self.settings.index_path)]

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -27,9 +28,12 @@ from typing import Any
 
 import numpy as np
 
+from .health import degraded, recovered
 from .schema import ScoredChunk
 from .store import ChunkStore, Manifest
 from .text import LEXICAL_VERSION, STOP, detect_language, lexical_tokens, words_of
+
+log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------- BM25
 
@@ -186,6 +190,15 @@ class LexicalIndex:
 
 
 
+def lexicon_unavailable(lexicon, settings) -> str:
+    """Record (``assistant.health``) and return the message for a lexicon that does not load over a non-empty index."""
+    index = "" if settings.index_dir == "index" else f" --index-dir {settings.index_dir}"
+    msg = (f"cross-lingual lexicon: unavailable ({lexicon.problem or 'not loaded'}) — questions in one language no "
+           f"longer find documents in the other by their words; rebuild it with `assistant index {settings.docs_dir}{index}`")
+    degraded("lexicon", msg, lexicon.problem_error, index_path=settings.index_path)
+    return msg
+
+
 # --------------------------------------------------------------------------- follow-ups
 _FOLLOWUP = re.compile(
     r"\b(that|this|these|those|it|its|they|them|their|there|he|she|his|her|him|the same|above|"
@@ -268,25 +281,77 @@ class HybridRetriever:
         self.lexicon = lexicon
         self._gen_checked = 0.0
         self._gen_lock = threading.Lock()
+        self._follower: threading.Thread | None = None  # builds a server generation's BM25 snapshot (see refresh)
 
     def warm_up(self) -> None:
         self.embedder.warm_up()
         self.lexical.load()
+        if self.store.is_server:  # at start-up, not in a request: follow the server's generation now
+            self.refresh(max_age=0, wait=True)
 
-    def refresh(self, max_age: float = 2.0) -> None:
-        """Reload the BM25 snapshot when another process (or an upload) indexed new content."""
+    def refresh(self, max_age: float = 2.0, wait: bool = False) -> None:
+        """Reload the BM25 snapshot when another process (or an upload) indexed new content.
+
+        In server mode another machine may have indexed into the shared collection: a new generation there means a
+        new BM25 snapshot to build here (every chunk's text fetched and tokenised: seconds to minutes). That is never
+        done inside a request: a background thread builds and publishes it, and queries meanwhile answer from the
+        snapshot they have (or from the dense search alone when there is none yet). ``wait``: wait for that thread.
+        """
         now = time.monotonic()
-        if now - self._gen_checked < max_age:
+        if now - self._gen_checked >= max_age:
+            with self._gen_lock:
+                self._gen_checked = now
+                loaded = self.lexical.load()
+                if self.store.is_server:
+                    gen = self.store.generation()
+                    if gen and (loaded is None or loaded[0] != gen):
+                        self._follow(gen)
+        if wait:
+            self.wait_for_refresh()
+
+    def _follow(self, gen: int) -> None:
+        """Build the snapshot of generation ``gen`` in the background (one thread at a time; called under _gen_lock)."""
+        if self._follower is not None and self._follower.is_alive():
             return
-        with self._gen_lock:
-            self._gen_checked = now
-            loaded = self.lexical.load()
-            if self.store.is_server:
-                # another machine may have indexed into the shared collection: follow its generation
-                gen = self.store.generation()
-                if gen and (loaded is None or loaded[0] != gen):
+        self._follower = threading.Thread(target=self._build_snapshot, args=(gen,), name="assistant-bm25-follow",
+                                          daemon=True)
+        self._follower.start()
+
+    def _build_snapshot(self, gen: int) -> None:
+        from .store import StoreError, index_lock
+
+        try:
+            # an indexing run on this index dir publishes its own snapshot: do not race it (next refresh retries)
+            with index_lock(self.store.settings.index_path, wait=0):
+                gen = self.store.generation() or gen
+                cur = self.lexical.current()
+                if cur is None or cur[0] != gen:
+                    t0 = time.perf_counter()
                     self.lexical.build(self.store.all_ids(), generation=gen)
-                    self.lexical.load()
+                    log.info("BM25 snapshot of generation %d built in the background in %.1f s", gen,
+                             time.perf_counter() - t0)
+                self.lexical.load()
+        except StoreError as err:
+            if "another indexing run" in str(err):
+                log.debug("BM25 snapshot not followed now: %s", err)
+            else:
+                degraded("bm25-follow", f"BM25 snapshot: could not follow the Chroma server's generation {gen} "
+                         f"({str(err).splitlines()[0][:200]}); answers use the previous snapshot", err,
+                         index_path=self.store.settings.index_path)
+            self._gen_checked = 0.0  # try again at the next query
+        except Exception as err:  # noqa: BLE001 - a background thread: report, never raise into nothing
+            degraded("bm25-follow", f"BM25 snapshot: could not follow the Chroma server's generation {gen} "
+                     f"({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}); answers use "
+                     "the previous snapshot", err, index_path=self.store.settings.index_path)
+            self._gen_checked = 0.0
+
+    def wait_for_refresh(self, timeout: float | None = None) -> bool:
+        """Wait for a background snapshot build (see :meth:`refresh`); False when it is still running."""
+        th = self._follower
+        if th is not None:
+            th.join(timeout)
+            return not th.is_alive()
+        return True
 
     # experiment switches, for the measurements in the README (not settings users need)
     fusion = os.environ.get("ASSISTANT_FUSION", "cc")  # "cc" (default) or "rrf"
@@ -394,5 +459,10 @@ class HybridRetriever:
         if standalone != question and history:
             last_answer = next((_text(t.get("content")) for t in reversed(history) if t.get("role") == "assistant"), "")
             context = standalone[len(question):] + " " + re.sub(r"\[\d+\]", "", last_answer)
+        has_lexicon = self.lexicon.load()
+        if not has_lexicon and live:  # an index with chunks but no word bridge: say so (once in the log, counted)
+            lexicon_unavailable(self.lexicon, self.store.settings)
+        elif has_lexicon and self.lexicon.problem is None:
+            recovered("lexicon", self.store.settings.index_path)
         return Retrieval(question, standalone, out, timings, lang, context.strip(),
-                         translations if self.lexicon.load() else None)
+                         translations if has_lexicon else None)

@@ -334,6 +334,13 @@ class ChunkStore:
         self.call("cannot update the collection", self.collection.modify, metadata=meta)
 
     def generation(self) -> int:
+        if self.is_server:
+            # a collection object keeps the metadata it was opened with: ask the server for the current ones (another
+            # machine may have indexed since), or a long-running reader never sees a new generation
+            _ = self.collection
+            meta = self.call("cannot read the collection",
+                             lambda: self._client.get_collection(self.settings.collection).metadata) or {}
+            return int(meta.get("assistant_generation", 0))
         return int(self.info().get("assistant_generation", 0))
 
     def count(self) -> int:

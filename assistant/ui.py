@@ -299,7 +299,9 @@ def status_html(status: dict) -> str:
     return ('<div class="qa-status">'
             f'<span>{_count(status.get("documents", 0), "document")}</span> · '
             f'<span>{_count(status.get("chunks", 0), "chunk")}</span> · '
-            f'<span>embedding model <code>{html.escape(str(status.get("embedding_model", "?")))}</code></span></div>')
+            f'<span>embedding model <code>{html.escape(str(status.get("embedding_model", "?")))}</code></span>'
+            + "".join(f'<div class="qa-status-degraded">⚠ {html.escape(str(d))}</div>' for d in status.get("degraded") or [])
+            + '</div>')
 
 
 # --------------------------------------------------------------------------- uploads

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -50,7 +51,8 @@ def test_index_and_ask_through_a_chroma_server(chroma_server, tmp_path, settings
     assert other.has_index()
     ans2 = other.ask("Qui est l'ambassadeur du Maroc au Qatar ?")
     assert "Mohammed Setri" in ans2.answer
-    # it built its own BM25 cache from the server's collection, at the server's generation
+    # it built its own BM25 cache from the server's collection, at the server's generation (in the background)
+    assert other.retriever.wait_for_refresh(120)
     assert other.lexical.load()[0] == store.generation() and other.lexical.live_ids() == set(store.all_ids())
 
 
@@ -67,3 +69,60 @@ def test_unreachable_server_gives_a_clear_error_fast(tmp_path, settings_factory,
     out = subprocess.run([sys.executable, "-m", "assistant", "index", str(SEEDS), "--chroma-url", f"http://127.0.0.1:{port}",
                           "--index-dir", str(tmp_path / "j")], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 1 and "unreachable" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_new_server_generation_is_followed_in_the_background(chroma_server, tmp_path, settings_factory, embedder):
+    """Another machine indexes into the shared collection: a query that notices the new generation answers from the
+    snapshot it has, at once, while a background thread builds the new one; the next queries use the new one."""
+    settings = settings_factory(index_dir=str(tmp_path / "a"), chroma_url=chroma_server, collection="follow_test")
+    writer = Indexer(settings, embedder=embedder)
+    writer.run([SEEDS], show_progress=False)
+    store = ChunkStore(settings, embedder)
+    g1 = store.generation()
+
+    reader = Assistant(settings.replace(index_dir=str(tmp_path / "b")), embedder=embedder)
+    reader.warm_up()  # at start-up (not in a request) the snapshot is built at once
+    assert reader.lexical.load()[0] == g1
+    question = "Quel est le code du coffre de la capitainerie de Roscoff ?"
+    assert "4417" not in reader.ask(question).answer
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "registre.txt").write_text("Registre de la capitainerie de Roscoff.\n\nLe code du coffre de la capitainerie "
+                                       "de Roscoff est 4417.\n\nLe coffre contient les doubles des clés des pontons.",
+                                       encoding="utf-8")
+    writer.run([SEEDS, docs], show_progress=False)
+    g2 = store.generation()
+    assert g2 > g1
+
+    # hold the reader's BM25 build until the query has been answered
+    builds: list[str] = []
+    started, release = threading.Event(), threading.Event()
+    real_build = reader.lexical.build
+
+    def held_build(ids, generation):
+        builds.append(threading.current_thread().name)
+        started.set()
+        assert release.wait(120)
+        return real_build(ids, generation=generation)
+
+    reader.lexical.build = held_build
+    reader.retriever._gen_checked = 0.0  # the generation is checked at the next query (else within 2 s)
+    t0 = time.perf_counter()
+    ans = reader.ask(question)
+    took = time.perf_counter() - t0
+    try:
+        assert started.wait(30)  # the new generation was seen and its build started...
+        assert not release.is_set() and builds == ["assistant-bm25-follow"]  # ...in the background, still held
+        # the query answered from the snapshot it had: the old generation, which does not list the new file's chunks
+        assert reader.lexical.load()[0] == g1
+        assert "4417" not in ans.answer and all(c.source.startswith("seeds/") for c in ans.citations)
+        assert took < 30, took
+        again = reader.ask("Qui est l'ambassadeur du Maroc au Qatar ?")  # more queries meanwhile: no second build
+        assert "Mohammed Setri" in again.answer and len(builds) == 1
+    finally:
+        release.set()
+    assert reader.retriever.wait_for_refresh(120)
+    assert reader.lexical.load()[0] == g2 and reader.lexical.live_ids() == set(store.all_ids())
+    assert "4417" in reader.ask(question).answer
+    assert len(builds) == 1
