@@ -20,7 +20,7 @@ from datetime import date
 
 import numpy as np
 
-from .common import log
+from .common import WORK, log
 from .quality import DEFAULT_MAX_DOCS, DEFAULT_VARIANTS, read_cases, retrievals, top, variant_assistant, variant_files
 
 VERSION = 1
@@ -32,7 +32,7 @@ def label(case: dict, text: str) -> int:
     return int(bool(case["answerable"]) and all(facts_found(text, case["facts"])))
 
 
-def dataset(split: str, variants, max_docs: dict, embedder=None, cache=None):
+def dataset(split: str, variants, max_docs: dict, embedder=None, cache=None, n_cloze: int = 150):
     """(X, y, group index per row, per-case list of (case, candidate row range, vetoed))."""
     from assistant.answer import VectorCache
     from assistant.config import Settings
@@ -43,8 +43,13 @@ def dataset(split: str, variants, max_docs: dict, embedder=None, cache=None):
     cache = cache or VectorCache(embedder)
     Xs, ys, gs, cases_out = [], [], [], []
     for variant in variants:
-        cases = read_cases(split, variant)
         files = variant_files(variant, max_docs.get(variant))
+        if split == "cloze":
+            from .cloze import make
+
+            cases = make({s: read_cases(s, variant) for s in ("train", "dev", "test")}, files, n_cloze, variant)
+        else:
+            cases = read_cases(split, variant)
         if not cases or not files:
             continue
         a, _ = variant_assistant(variant, files, embedder=embedder, cache=cache)
@@ -142,6 +147,30 @@ def calibration(dec, bins: int = 10) -> dict:
     return {"brier": round(float(np.mean((p - y) ** 2)), 4), "ece": round(float(ece), 4)}
 
 
+def plot_risk_coverage(curve: list[dict], threshold: float, out) -> None:
+    """Accuracy of the answered DEV questions against the share answered, as the threshold moves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([c["coverage"] for c in curve], [c["precision"] for c in curve], marker=".", label="answered correctly")
+    ax.plot([c["coverage"] for c in curve], [c["abstention_accuracy"] or 0 for c in curve], linestyle="--",
+            label="unanswerable abstained")
+    at = next(c for c in curve if c["threshold"] == threshold)
+    ax.scatter([at["coverage"]], [at["precision"]], color="red", zorder=3, label=f"threshold {threshold:.2f}")
+    ax.set_xlabel("share of DEV questions answered (coverage)")
+    ax.set_ylabel("fraction")
+    ax.set_title("Fitted reader: risk-coverage on DEV")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     from assistant.answer import VectorCache
     from assistant.config import Settings
@@ -152,12 +181,19 @@ def main(argv=None) -> int:
     ap.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS))
     ap.add_argument("--precision", type=float, default=0.8, help="precision of the answered DEV questions")
     ap.add_argument("--features", nargs="+", default=list(FEATURES))
+    ap.add_argument("--cloze", type=int, default=0,
+                    help="cloze questions per corpus added to TRAIN (default 0: measured to lower DEV accuracy, docs/reader.md)")
     ap.add_argument("--dry-run", action="store_true", help="fit and report, write nothing")
     args = ap.parse_args(argv)
     embedder = make_embedder(Settings.from_env())
     cache = VectorCache(embedder)
     cols = [FEATURES.index(f) for f in args.features]
     X, y, g, train_cases = dataset("train", args.variants, DEFAULT_MAX_DOCS, embedder, cache)
+    if args.cloze:
+        Xc, yc, gc, cloze_cases = dataset("cloze", args.variants, DEFAULT_MAX_DOCS, embedder, cache, args.cloze)
+        log(f"cloze: {len(cloze_cases)} cases, {int(yc.sum())} positive candidates")
+        X, y, g = np.vstack([X, Xc]), np.concatenate([y, yc]), np.concatenate([g, gc + len(train_cases)])
+        train_cases = train_cases + cloze_cases
     X = X[:, cols]
     log(f"train: {len(train_cases)} cases, {len(y)} candidates, {int(y.sum())} positive")
     C, cv = cv_choose_c(X, y, g)
@@ -174,12 +210,14 @@ def main(argv=None) -> int:
               "trained_on": {"split": "train", "variants": args.variants, "cases": len(train_cases),
                              "candidates": int(len(y)), "positives": int(y.sum())},
               "C": C, "cv_logloss": cv, "threshold_rule": f"lowest threshold with DEV precision >= {args.precision}",
-              "dev": {"cases": len(dev_cases), **cal}, "dev_risk_coverage": curve[::5]}
+              "cloze_per_corpus": args.cloze, "dev": {"cases": len(dev_cases), **cal},
+              "dev_risk_coverage": curve[::5]}
     for f, c in sorted(zip(args.features, coef), key=lambda t: -abs(t[1])):
         print(f"  {f:18s} {c:+.3f}")
     print(f"threshold {threshold} (dev precision target {args.precision}); dev calibration {cal}")
     at = next(c for c in curve if c["threshold"] == threshold)
     print(f"dev at threshold: {at}")
+    plot_risk_coverage(curve, threshold, WORK / "quality" / "risk_coverage.png")
     if not args.dry_run:
         path = weights_path(embedder.model_id)
         path.parent.mkdir(parents=True, exist_ok=True)
