@@ -204,8 +204,10 @@ def _open_button(c) -> str:
             f'data-len="{len(c.quote)}" title="Open the document at this passage">Open at passage ↗</button>')
 
 
-def sources_html(answer: Answer) -> str:
-    """The sources panel for one answer: every ``[n]`` with file, location and highlighted passage."""
+def sources_html(answer: Answer, openable: bool = True) -> str:
+    """The sources panel for one answer: every ``[n]`` with file, location and highlighted passage.
+
+    ``openable``: with an "Open at passage" button (the sources panel; the chat's sanitizer drops the button's data)."""
     if answer.abstained:
         consulted = sorted({_file_label(r.source)[0] for r in answer.retrieved if r.source})
         extra = ""
@@ -231,7 +233,7 @@ def sources_html(answer: Answer) -> str:
         parts.append(
             f'<div class="qa-source" data-n="{int(c.n)}">'
             f'<div class="qa-source-head"><span class="qa-num">[{int(c.n)}]</span> '
-            f'<span class="qa-file">{html.escape(name)}</span>{lang_tag} {_open_button(c)}</div>'
+            f'<span class="qa-file">{html.escape(name)}</span>{lang_tag}{" " + _open_button(c) if openable else ""}</div>'
             f'<div class="qa-loc">{html.escape(path)}{" · " + html.escape(loc) if loc else ""}</div>'
             f'{warn}<div class="qa-passage">{_highlight(c, short)}</div></div>')
     parts.append("</div>")
@@ -273,7 +275,7 @@ def answer_message(answer: Answer) -> str:
     extra = _meta_html(answer) + _note_html(answer)
     if answer.citations:
         extra += (f'<details class="qa-details"><summary>Sources ({len(answer.citations)})</summary>'
-                  f"{sources_html(answer)}</details>")
+                  f"{sources_html(answer, openable=False)}</details>")
     return text + ("\n\n" + _one_line(extra) if extra else "")
 
 
@@ -736,6 +738,7 @@ CSS = """
 .qa-library table { width: 100%; border-collapse: collapse; font-size: 0.85em; margin-top: 6px; }
 .qa-library th, .qa-library td { text-align: left; padding: 3px 6px; border-bottom: 1px solid var(--border-color-primary); }
 .qa-doc-name { word-break: break-all; }
+.qa-library td:nth-child(2), .qa-library td:nth-child(3), .qa-library td:nth-child(6) { white-space: nowrap; }
 #doc-viewer .qa-doc-text { white-space: pre-wrap; max-height: 420px; overflow-y: auto; font-size: 0.92em; line-height: 1.45;
                            border: 1px solid var(--border-color-primary); border-radius: 6px; padding: 8px 10px; }
 #doc-viewer .qa-region { background: rgba(253, 230, 138, 0.35); }
@@ -935,7 +938,8 @@ def create_app(settings: Settings | None = None, assistant=None):
                                             elem_id="correction", scale=4, max_lines=3)
                     correction_btn = gr.Button("Send correction", elem_id="correction-send", scale=1, size="sm")
                 feedback_notice = gr.HTML("", elem_id="feedback-notice")
-                feedback_id = gr.State("")
+                # the id of the feedback a correction belongs to (a hidden box, not gr.State: state opens a heartbeat stream)
+                feedback_id = gr.Textbox("", visible="hidden", elem_id="feedback-id", label="feedback id")
                 msg = gr.Textbox(placeholder="Ask a question about the documents…", label="message", show_label=False,
                                  elem_id="question", submit_btn="Ask", max_length=settings.max_question_chars,
                                  autofocus=True, lines=1, max_lines=6)
@@ -948,12 +952,11 @@ def create_app(settings: Settings | None = None, assistant=None):
                                          "document.</div>", elem_id="doc-viewer")
                 with gr.Accordion("Documents", open=False, elem_id="library-panel"):
                     library_box = gr.HTML('<div class="qa-muted">Loading…</div>', elem_id="library")
+                    library_pick = gr.Dropdown([], value=None, label="Document", elem_id="library-select",
+                                               interactive=True)
                     with gr.Row():
-                        library_pick = gr.Dropdown([], value=None, label="Document", elem_id="library-select",
-                                                   interactive=True, scale=3)
-                        remove_btn = gr.Button("Remove from index", elem_id="library-remove", variant="stop",
-                                               size="sm", scale=1)
-                        reindex_btn = gr.Button("Re-index", elem_id="library-reindex", size="sm", scale=1)
+                        remove_btn = gr.Button("Remove from index", elem_id="library-remove", variant="stop", size="sm")
+                        reindex_btn = gr.Button("Re-index", elem_id="library-reindex", size="sm")
                     library_notice = gr.HTML("", elem_id="library-notice")
                 with gr.Accordion("Add documents", open=False, elem_id="upload-panel"):
                     files = gr.File(label="Upload documents", file_count="multiple", type="filepath",

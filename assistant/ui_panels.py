@@ -46,7 +46,7 @@ def library_html(docs: list[dict[str, Any]]) -> str:
     n_ok = sum(1 for d in docs if d["status"] == "indexed")
     rows = []
     for d in docs:
-        when = (d.get("indexed_at") or "").replace("T", " ").replace("Z", " UTC")
+        when = (d.get("indexed_at") or "").replace("T", " ")[:16]  # UTC, to the minute
         if d["status"] == "failed":
             status = f'<span class="qa-bad">✗ not indexed: {html.escape(d.get("error") or "")}</span>'
         elif d["status"] == "indexing":
@@ -63,7 +63,7 @@ def library_html(docs: list[dict[str, Any]]) -> str:
     head = (f'<div class="qa-muted">{n_ok} searchable document{"" if n_ok == 1 else "s"}'
             + (f", {len(docs) - n_ok} not indexed" if len(docs) > n_ok else "") + "</div>")
     return (f'<div class="qa-library">{head}<table><thead><tr><th>document</th><th>type</th><th>size</th><th>pages</th>'
-            f'<th>chunks</th><th>indexed</th><th>status</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+            f'<th>chunks</th><th>indexed (UTC)</th><th>status</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
 
 
 def document_html(view: dict[str, Any], start: int = -1, length: int = 0) -> str:
