@@ -241,11 +241,31 @@ def hostile_folder(folder: Path) -> dict[str, str]:
     os.symlink("loop.txt", folder / "loop.txt")
     bad["loop.txt"] = "cannot read"
     os.symlink("loopdir", folder / "loopdir")  # a folder symlink loop: not descended into
+    put("deep20k.html", ("<html><body>" + "<div>" * 20_000 + "Tout au fond de la page, le phare de Penmarc'h veille."
+                         + "</div>" * 20_000 + "</body></html>").encode(), "no extractable text")
+    pathological_files(folder)
     latin1 = os.fsencode(str(folder)) + b"/caf\xe9.txt"  # a Latin-1 file name from an old archive
     with open(latin1, "wb") as fh:
         fh.write("Le café de la gare ouvre à six heures.".encode("utf-8"))
     bad["caf\ufffd.txt"] = "file name is not valid UTF-8"  # reported printable
     return bad
+
+
+# files that once stalled indexing (issue 15): each must be indexed, in bounded time, beside everything else
+PATHOLOGICAL = {"repeated-word.txt": "a 2 MB single line of one repeated word",
+                "one-word.txt": "a 2 MB single \"word\"",
+                "cjk.txt": "2 MB of CJK text without spaces",
+                "pages2000.pdf": "a 2,000-page PDF (reportlab)"}
+KERJEAN = "Feuillet 1234 : le phare de Kerjean mesure 41 mètres de haut et fut allumé en 1882."
+
+
+def pathological_files(folder: Path) -> None:
+    (folder / "repeated-word.txt").write_text(" ".join(["sémaphore"] * (2_000_000 // 10)), encoding="utf-8")
+    (folder / "one-word.txt").write_text("a" * 2_000_000, encoding="utf-8")
+    (folder / "cjk.txt").write_text("灯塔守护者每天晚上点亮灯光为船只指引方向" * 35_000, encoding="utf-8")  # 2.1 MB
+    pages = ["Registre des marées du port de Kerity, feuillet ordinaire sans observation particulière."] * 2000
+    pages[1233] = KERJEAN
+    make_pdf(folder / "pages2000.pdf", pages)
 
 
 @pytest.mark.slow
@@ -265,8 +285,16 @@ def test_hostile_files_are_skipped_with_a_reason_and_the_rest_indexed(tmp_path, 
         if name in failed:
             assert reason.lower() in failed[name].lower(), (name, failed[name])
             assert "\n" not in failed[name] and len(failed[name]) < 300
-    assert report.added == 4 + laughs_ok, report.summary()
+    assert report.added == 4 + len(PATHOLOGICAL) + laughs_ok, report.summary()
     assert set(failed) - expected_bad <= {"laughs.docx"}
+    assert set(PATHOLOGICAL).isdisjoint(failed)  # indexed, not refused
+    from assistant.store import Manifest
+
+    chunks = {Path(k).name: r.chunk_ids for k, r in Manifest(settings.index_path / "manifest.sqlite3").files().items()}
+    assert all(len(chunks[name]) >= 1 for name in PATHOLOGICAL), {n: len(chunks.get(n, [])) for n in PATHOLOGICAL}
+    assert len(chunks["pages2000.pdf"]) == 2000  # one chunk per page: chunks never span two pages
+    # thousands of chunks of a few distinct texts (a repeated word, one letter, a periodic text, identical pages)
+    assert report.embedded < 200, report.embedded
     report.summary()  # printable, even with a non-UTF-8 name
     import json
 
@@ -275,6 +303,9 @@ def test_hostile_files_are_skipped_with_a_reason_and_the_rest_indexed(tmp_path, 
     assert "1,3 milliard" in a.ask(MOROCCO).answer
     assert "238" in a.ask("Combien d'écluses compte le canal de Nantes à Brest ?").answer
     assert "32 milles" in a.ask("Quelle est la portée du phare du Créac'h ?").answer
+    kerjean = a.ask("Combien de mètres mesure le phare de Kerjean ?")
+    assert "41 mètres" in kerjean.answer, kerjean.answer
+    assert kerjean.citations[0].source.endswith("pages2000.pdf") and kerjean.citations[0].location["page"] == 1234
     print(f"{len(bad)} hostile files skipped with a reason: " + "; ".join(f"{k}: {v}" for k, v in sorted(failed.items())))
 
 
