@@ -134,6 +134,22 @@ def main(argv: list[str] | None = None) -> int:
     waits: dict[str, int] = {}
     modes = ["questions first", "baseline"] if args.baseline else ["questions first"]
 
+    alone_s: dict[str, list[float]] = {}
+
+    def phase_alone(mode: str) -> None:
+        """The same re-index with no question asked: what slicing costs the indexing throughput."""
+        version[0] += 1
+        write_folder(folder, args.files, args.paras, version=version[0])
+        saved = indexing.background
+        if mode == "baseline":
+            indexing.background = contextlib.nullcontext
+        try:
+            t0 = time.perf_counter()
+            app.index([folder], show_progress=False)
+            alone_s.setdefault(mode, []).append(time.perf_counter() - t0)
+        finally:
+            indexing.background = saved
+
     def phase_indexing(mode: str) -> list[float]:
         version[0] += 1
         write_folder(folder, args.files, args.paras, version=version[0])
@@ -175,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             loads.append(load1())
             res["idle"] += [ask() for _ in range(args.questions)]
             res["indexing"] += phase_indexing(mode)
+            phase_alone(mode)
             loads.append(load1())
             print(f"round {r + 1} {mode}: idle p95 {percentile(res['idle'], 95):.3f} s, indexing p95 "
                   f"{percentile(res['indexing'], 95):.3f} s ({len(res['indexing'])} questions), "
@@ -197,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         ratio = busy["p95"] / idle["p95"] if idle["p95"] else float("nan")
         summary["modes"][mode] = {"idle_s": idle, "indexing_s": busy, "p95_ratio": round(ratio, 2),
                                   "reindex_s": [round(x, 1) for x in index_s[mode]],
+                                  "reindex_alone_s": [round(x, 1) for x in alone_s[mode]],
                                   "chunks_embedded": embedded[mode], "checkpoint_waits": waits.get(mode, 0)}
         if mode == "questions first" and not ratio <= 2.0:
             ok = False
@@ -207,14 +225,20 @@ def main(argv: list[str] | None = None) -> int:
              f"{summary['machine']['date']}. One user asks new questions through `/ask` (gradio_client), idle and "
              f"while the app re-indexes {args.files} changed files ({embedded[modes[0]][0]} chunks), phases back to "
              "back in each round.", "",
-             "| behaviour | idle p50 | idle p95 | indexing p50 | indexing p95 | p95 ratio | questions idle / indexing | re-index |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| behaviour | idle p50 | idle p95 | indexing p50 | indexing p95 | p95 ratio | questions idle / indexing "
+             "| re-index with questions | re-index alone |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for mode in modes:
         m = summary["modes"][mode]
         lines.append(f"| {mode} | {m['idle_s']['p50']:.3f} s | {m['idle_s']['p95']:.3f} s | {m['indexing_s']['p50']:.3f} s "
                      f"| {m['indexing_s']['p95']:.3f} s | **{m['p95_ratio']:.2f}×** | {m['idle_s']['n']} / {m['indexing_s']['n']} "
-                     f"| {', '.join(f'{x:.1f}' for x in m['reindex_s'])} s |")
-    lines += ["", f"Bound: p95 during indexing ≤ 2 × idle p95 for the current behaviour: **{'met' if ok else 'NOT met'}**.", ""]
+                     f"| {', '.join(f'{x:.1f}' for x in m['reindex_s'])} s "
+                     f"| {', '.join(f'{x:.1f}' for x in m['reindex_alone_s'])} s |")
+    lines += ["", "Baseline: the previous behaviour (the indexer's encode calls not marked as background work, so each "
+              "call of 256 chunks holds the model from start to end); during its re-index fewer questions fit, each "
+              "waiting for a whole batch. *Re-index with questions*: the run while the user asks (questions go "
+              "first, so it takes longer); *alone*: the same run with nobody asking (the cost of slicing).",
+              "", f"Bound: p95 during indexing ≤ 2 × idle p95 for the current behaviour: **{'met' if ok else 'NOT met'}**.", ""]
     out = Path(args.out)
     out.write_text("\n".join(lines), encoding="utf-8")
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
