@@ -228,7 +228,23 @@ def aggregate(ms: list[dict]) -> dict:
         "median_answer_chars": statistics.median(chars) if chars else None,
         "hit@5": mean(float(m["hit@5"]) for m in ans),
         "ceiling": mean(float(m["ceiling"]) for m in ans),
+        **calibration(ms),
     }
+
+
+def calibration(ms: list[dict], bins: int = 10) -> dict:
+    """Brier score and ECE of the confidence of the *answered* cases against their being right (an answer to an
+    unanswerable question is wrong); cases without a confidence (other answerers) are left out."""
+    pairs = [(float(m["confidence"]), float(bool(m.get("correct")) and m["answerable"])) for m in ms
+             if m.get("confidence") is not None and not m["abstained"]]
+    if not pairs:
+        return {}
+    ece = 0.0
+    for b in range(bins):
+        sel = [(c, y) for c, y in pairs if b / bins <= c < (b + 1) / bins or (b == bins - 1 and c == 1.0)]
+        if sel:
+            ece += len(sel) / len(pairs) * abs(sum(c for c, _ in sel) / len(sel) - sum(y for _, y in sel) / len(sel))
+    return {"brier": round(sum((c - y) ** 2 for c, y in pairs) / len(pairs), 4), "ece": round(ece, 4)}
 
 
 def groups(cases: list[dict]) -> dict[str, list[int]]:
@@ -321,6 +337,10 @@ def markdown(result: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Cells: " + " / ".join(f"{n}" for n in names) + " (r = reader, c = current rules, "
               "b = best-cosine baseline)."]
+    if "reader" in per and per["reader"]["all"].get("brier") is not None:
+        r = per["reader"]["all"]
+        lines += ["", f"Reader calibration (confidence of the answered cases against their being right): Brier {r['brier']:.3f}, "
+                  f"ECE {r['ece']:.3f}."]
     return "\n".join(lines)
 
 
