@@ -950,14 +950,6 @@ def create_app(settings: Settings | None = None, assistant=None):
                 with gr.Accordion("Document", open=False, elem_id="doc-panel") as doc_panel:
                     doc_viewer = gr.HTML('<div class="qa-muted">Click “Open at passage” on a source to read it in its '
                                          "document.</div>", elem_id="doc-viewer")
-                with gr.Accordion("Documents", open=False, elem_id="library-panel"):
-                    library_box = gr.HTML('<div class="qa-muted">Loading…</div>', elem_id="library")
-                    library_pick = gr.Dropdown([], value=None, label="Document", elem_id="library-select",
-                                               interactive=True)
-                    with gr.Row():
-                        remove_btn = gr.Button("Remove from index", elem_id="library-remove", variant="stop", size="sm")
-                        reindex_btn = gr.Button("Re-index", elem_id="library-reindex", size="sm")
-                    library_notice = gr.HTML("", elem_id="library-notice")
                 with gr.Accordion("Add documents", open=False, elem_id="upload-panel"):
                     files = gr.File(label="Upload documents", file_count="multiple", type="filepath",
                                     elem_id="upload-files")
@@ -972,6 +964,15 @@ def create_app(settings: Settings | None = None, assistant=None):
                     k = gr.Slider(1, 20, value=settings.k, step=1, label="Passages retrieved (k)")
                     backend = gr.Dropdown(backends, value=app.default_backend(), label="Answer backend",
                                           visible=len(backends) > 1, interactive=True)
+        # the document library, full width under the chat (its table needs the room)
+        with gr.Accordion("Documents", open=False, elem_id="library-panel"):
+            library_box = gr.HTML('<div class="qa-muted">Loading…</div>', elem_id="library")
+            with gr.Row():
+                library_pick = gr.Dropdown([], value=None, label="Document", elem_id="library-select",
+                                           interactive=True, scale=4)
+                remove_btn = gr.Button("Remove from index", elem_id="library-remove", variant="stop", size="sm", scale=1)
+                reindex_btn = gr.Button("Re-index", elem_id="library-reindex", size="sm", scale=1)
+            library_notice = gr.HTML("", elem_id="library-notice")
 
         gr.on(triggers=[msg.submit, chatbot.example_select], fn=respond, inputs=[msg, chatbot, k, backend],
               outputs=[chatbot, sources], api_name="chat", show_progress="minimal", concurrency_id="answer")
