@@ -103,20 +103,27 @@ class Lexicon:
         return len(self._words or [])
 
     def add(self, words: set[str], batch: int = 2048) -> int:
-        """Embed the words not yet known and persist; returns how many were added."""
+        """Embed the words not yet known and persist; returns how many were added.
+
+        The words are embedded outside the lock: queries keep translating with the saved lexicon meanwhile (an
+        indexing run's encoding gives way to questions, which must not then wait here for all of it). One indexing
+        run at a time adds words (the index lock), so the lexicon read at the start is still the one saved after."""
         with self._lock:
-            if not self.load():
-                self._words, self._vectors, self._index = [], np.zeros((0, 0), np.float16), {}
-            new = sorted(w for w in words if w not in self._index)
-            if not new:
-                return 0
-            parts = [np.asarray(self._vectors, dtype=np.float16)] if len(self._words) else []
-            for i in range(0, len(new), batch):
-                parts.append(self.embedder.encode(new[i:i + batch]).astype(np.float16))
-            vectors = np.concatenate(parts) if len(parts) > 1 else parts[0]
-            words_all = self._words + new
-            self._save(words_all, vectors)
-            return len(new)
+            if self.load():
+                base_words, base_vectors = list(self._words), self._vectors
+                new = sorted(w for w in words if w not in self._index)
+            else:
+                base_words, base_vectors = [], None
+                new = sorted(words)
+        if not new:
+            return 0
+        parts = [np.asarray(base_vectors, dtype=np.float16)] if base_words else []
+        for i in range(0, len(new), batch):
+            parts.append(self.embedder.encode(new[i:i + batch]).astype(np.float16))
+        vectors = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        with self._lock:
+            self._save(base_words + new, vectors)
+        return len(new)
 
     def _save(self, words: list[str], vectors: np.ndarray) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -164,3 +164,36 @@ def test_a_question_during_an_indexing_run_is_answered_between_slices(tmp_path, 
     assert not ans.abstained and "1,3 milliard" in ans.answer
     assert ans.citations[0].source == "seeds/000_aa041678daf2c786.txt"
     assert PRIORITY.questions == 0
+
+
+def test_a_question_is_not_held_by_the_lexicon_growing(tmp_path, settings_factory, embedder, seeds_index):
+    """The end of an indexing run embeds the corpus's new words into the cross-lingual lexicon: questions keep
+    translating with the saved lexicon and are served between the slices, not after all of them."""
+    from assistant.lexicon import Lexicon
+    from assistant.pipeline import Assistant
+
+    index_dir = tmp_path / "index"
+    shutil.copytree(seeds_index, index_dir, ignore=shutil.ignore_patterns(".index.lock"))
+    app = Assistant(settings_factory(index_dir=str(index_dir)), embedder=embedder)
+    before = len(app.lexicon) if app.lexicon.load() else 0
+    assert before > 0
+    growing = Lexicon(index_dir / "lexicon", embedder)  # the indexer's own instance, as in Indexer.run
+    words = {f"{w}{n}" for w in ("phare", "halle", "marché", "écluse", "menhir", "chapelle") for n in range(250)}
+    box: dict = {}
+    with Spy(embedder) as spy:
+        def grow():
+            with background():
+                box["added"] = growing.add(words)
+
+        th = threading.Thread(target=grow)
+        th.start()
+        assert spy.first_bg.wait(60)
+        time.sleep(0.05)
+        ans = app.ask("Which amount in dirhams did the Moroccan government commit to young companies?")  # new
+        answered = time.perf_counter()
+        th.join(300)
+    assert box["added"] == len(words)
+    assert spy.served_between_slices(), spy.events
+    assert any(e[0] == "bg" and e[1] > answered for e in spy.events)
+    assert not ans.abstained and "1,3 milliard" in ans.answer
+    assert app.lexicon.load() and len(app.lexicon) == before + len(words)  # the new words are live after
