@@ -409,6 +409,46 @@ def weights_for(embedder) -> Weights | None:
     return _LOADED[model_id]
 
 
+# =========================================================================== short answer
+def short_span(question: str, sentence: str) -> str | None:
+    """The span the question asks for, as written in the sentence: an amount ("1,3 milliard de dirhams"), a count
+    ("12 startups") or a date ("15 mars 2024"); None for other questions or when the sentence has none."""
+    from .answer import AMOUNT, COUNT, DATE, _COUNT_RE, _DETECT, question_type
+
+    kind = question_type(question)
+    if kind not in (AMOUNT, COUNT, DATE):
+        return None
+    folded = fold_accents(sentence)
+    if len(folded) != len(sentence):
+        return None  # offsets of the folded text would not map back to the source
+    if kind == COUNT:
+        m = next((m for m in _COUNT_RE.finditer(folded) if not re.fullmatch(r"(?:19|20)\d{2}", m.group(1))), None)
+    else:
+        m = _DETECT[kind].search(folded)
+    if not m:
+        return None
+    end = m.end()
+    if kind == DATE:
+        year = re.match(r"\s+(?:19|20)\d{2}\b", sentence[end:])  # "15 mars" + " 2024"
+        end += year.end() if year else 0
+    span = sentence[m.start():end].strip(" ,;:.")
+    if kind == AMOUNT and re.fullmatch(r"[$€£]\s*\d", span):  # "$5" matched by its first digit: take the number
+        m2 = re.match(r"[$€£]\s*\d+(?:[.,\u202f\u00a0 ]\d+)*(?:\s*(?:millions?|milliards?|billions?|m|k|bn))?",
+                      sentence[m.start():], re.I)
+        span = m2.group(0) if m2 else span
+    return span or None
+
+
+_SOURCE_LANG = {("en", "fr"): "from the French source: ", ("fr", "en"): "d'après la source anglaise : "}
+
+
+def short_answer_text(span: str, sentence: str, q_lang: str, n: int = 1) -> str:
+    """"**span** [n] — « sentence »", framed as a quotation in another language when the source is one
+    ("from the French source: « … »"): a source sentence is quoted, never translated."""
+    frame = _SOURCE_LANG.get((q_lang, detect_language(sentence)), "")
+    return f"**{span}** [{n}] — {frame}« {sentence.strip()} »"
+
+
 # =========================================================================== the reader
 class Reader:
     """Answer with the candidate sentence of highest calibrated probability, or abstain.
@@ -503,7 +543,12 @@ class Reader:
         if best.p < threshold:
             return abstain(f"best sentence p={best.p:.2f} < threshold {threshold:.2f} (no-answer {na:.2f})", best.p)
         cit = make_citation(1, best.quote)
-        text, cits, _ = renumber(with_marker(best.text, 1), [cit])
+        span = short_span(retrieval.question, best.text)
+        if span:
+            text, cits, _ = renumber(short_answer_text(span, best.text, lang), [cit])
+            answer.short_answer = span
+        else:
+            text, cits, _ = renumber(with_marker(best.text, 1), [cit])
         answer.answer, answer.citations, answer.abstained = text, cits, False
         answer.confidence = round(best.p, 4)
         answer.debug = f"p={best.p:.2f} no-answer={na:.2f}"

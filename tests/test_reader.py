@@ -165,7 +165,7 @@ def test_reader_answers_with_its_calibrated_confidence():
     emb, ret = stub_retrieval()
     ans = R.Reader(emb, weights=stub_weights(0.5)).run(ret)
     assert not ans.abstained
-    assert ans.citations[0].quote == S1 and ans.answer == S1[:-1] + " [1]."
+    assert ans.citations[0].quote == S1 and ans.answer.count("[1]") == 1
     p = [1 / (1 + math.exp(-(10 * c - 5))) for c in (0.8, 0.6, 0.0)]
     assert ans.confidence == pytest.approx(p[0], abs=1e-4)
     assert ans.no_answer == pytest.approx((1 - p[0]) * (1 - p[1]), abs=1e-6)
@@ -224,3 +224,28 @@ def test_packaged_weights_load_and_name_known_features():
         assert set(w.features) <= set(R.FEATURES)
         assert len(w.coef) == len(w.features) == len(w.mean) == len(w.scale)
         assert 0.0 <= w.threshold <= 1.0 and w.meta["model_id"]
+
+
+def test_short_span_of_the_asked_kind():
+    s = "Mme Seghrouchni a souligné que le Maroc a mobilisé une enveloppe d'environ 1,3 milliard de dirhams pour les startups."
+    assert R.short_span("How much did Morocco allocate to startups?", s) == "1,3 milliard de dirhams"
+    assert R.short_span("Quel montant le Maroc a-t-il mobilisé ?", s) == "1,3 milliard de dirhams"
+    assert R.short_span("Quand a eu lieu la journée ?", "La journée a eu lieu le 15 mars 2024 à Doha.") == "15 mars 2024"
+    assert R.short_span("How many startups took part?", "Au total, 120 startups ont participé en 2024.") == "120 startups"
+    assert R.short_span("Who is the minister?", s) is None
+    assert R.short_span("How much did it cost?", "It was free.") is None
+
+
+def test_short_answer_quotes_and_frames_the_source():
+    s = "Le Maroc a mobilisé 1,3 milliard de dirhams pour les startups."
+    assert R.short_answer_text("1,3 milliard de dirhams", s, "en") == \
+        "**1,3 milliard de dirhams** [1] — from the French source: « " + s + " »"
+    assert R.short_answer_text("1,3 milliard de dirhams", s, "fr") == "**1,3 milliard de dirhams** [1] — « " + s + " »"
+
+
+def test_reader_puts_the_short_answer_first():
+    emb, ret = stub_retrieval()
+    ans = R.Reader(emb, weights=stub_weights(0.5)).run(ret)
+    assert ans.short_answer == "1,3 milliard de dirhams"
+    assert ans.answer.startswith("**1,3 milliard de dirhams** [1] — from the French source: « Le Maroc")
+    assert ans.citations[0].quote == S1 and ans.to_json()["short_answer"] == "1,3 milliard de dirhams"
