@@ -159,14 +159,10 @@ class TransformerEmbedder(Embedder):
         self.tokenizer = None
 
     def _load(self) -> None:
-        from transformers import AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
         from .engine_choice import choose, forget
-        from .engines import make_engine
+        from .engines import load_tokenizer, make_engine
 
-        hf_logging.set_verbosity_error()
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+        self.tokenizer = load_tokenizer(self.path)
         engine = None
         name = self.engine_name
         if name == "auto":

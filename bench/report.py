@@ -163,13 +163,19 @@ def limit_table(res: dict) -> str:
     if not lim:
         return ""
     out = [f"{lim['n_chunks']} chunks of the ingestion subset ({lim['n_tokens']:,} e5 tokens, {lim['tokens_per_chunk']} per chunk), "
-           f"{lim['threads']} threads; network forward only (tokenised beforehand: {lim['tokenize_s']:.2f} s), "
-           "length-sorted batches under a token budget, best budget shown.", "",
-           "| Engine | Chunks/s | Tokens/s | Best budget (tokens/batch) | Padding |", "|---|---|---|---|---|"]
+           f"{lim['threads']} threads; network forward only (tokenised beforehand), best of 2 rounds (torch: best "
+           "token budget). Cosine = the lowest cosine to torch fp32 over the chunks.", "",
+           "| Engine | Chunks/s | Tokens/s | Cosine to fp32 | |", "|---|---|---|---|---|"]
     for name, e in lim["engines"].items():
         b = e["best"]
-        out.append(f"| {name} | {b['chunks_per_s']:.2f} | {b['tokens_per_s']:,.0f} | {b.get('budget', '–')} | "
-                   f"{_f(b.get('padding', None) * 100 if b.get('padding') is not None else None, 1, '%')} |")
+        if e.get("unavailable"):
+            out.append(f"| {name} | – | – | – | {e['unavailable']} |")
+            continue
+        if e.get("pathological"):
+            out.append(f"| {name} | – | – | – | pathological here: {e['probe_ms']:.0f} ms for a 3-token text |")
+            continue
+        flag = "**default (auto)**" if e.get("default") else ("fastest" if name == lim.get("fastest_engine") else "")
+        out.append(f"| {name} | {b['chunks_per_s']:.2f} | {b['tokens_per_s']:,.0f} | {_f(e.get('cosine_min'), 5)} | {flag} |")
     return "\n".join(out)
 
 

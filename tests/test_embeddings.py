@@ -145,3 +145,25 @@ def test_engine_settings(settings_factory):
     emb = make_embedder(settings_factory(embedding_engine="onnx-fp32"))
     emb.warm_up()
     assert emb.engine_name == "onnx-fp32" and emb.choice is None and "set by embedding_engine" in emb.describe()
+
+
+def test_folder_tokenizer_matches_transformers():
+    """The embedder tokenises with ``tokenizers`` directly (no transformers import); ids must be AutoTokenizer's,
+    truncation included."""
+    import random
+
+    from transformers import AutoTokenizer
+
+    from assistant.engines import FolderTokenizer
+    from assistant.packaged_models import e5_small_folder
+
+    folder = e5_small_folder()
+    words = ["Le", "Maroc", "a", "alloué", "1,3", "milliard", "aux", "startups.", "l’État", "naïve", "日本語", "x" * 40,
+             "How", "much", "RAM?", "«", "»", "\u00a0", "e\u0301"]
+    rnd = random.Random(3)
+    texts = ["passage: " + " ".join(rnd.choice(words) for _ in range(rnd.randint(0, 800))) for _ in range(60)]
+    texts += ["", "query: .", "passage: a\u200bb"]
+    ours, ref = FolderTokenizer(folder), AutoTokenizer.from_pretrained(str(folder))
+    for n in (512, 16):
+        assert ours(texts, truncation=True, max_length=n)["input_ids"] == ref(texts, truncation=True, max_length=n)["input_ids"]
+    assert max(len(x) for x in ours(texts, max_length=512)["input_ids"]) == 512
