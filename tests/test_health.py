@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from assistant.health import states
+from assistant.health import recovered, states
 
 from .conftest import ROOT, SEEDS
 from .helpers import make_pdf
@@ -133,3 +133,14 @@ def test_support_check_without_vectors_is_logged_once_and_counted(tmp_path, sett
     (state,) = [s for s in states() if s["key"] == "support-vectors"]
     assert state["count"] == before + 3 and "word overlap only" in state["message"]
     assert any("LLM support check: running without sentence vectors" in d for d in seeds_assistant.status()["degraded"])
+    recovered("support-vectors")  # process-wide state: leave none to the next tests
+
+
+def test_status_endpoint_shows_degraded_states(ui_server, client):
+    """/status of the running app (gradio_client, as a monitor would ask it) lists what is degraded."""
+    st = client.predict(api_name="/status")
+    assert not [d for d in st["degraded"] if "lexicon" in d] and st["documents"] >= 1
+    shutil.rmtree(ui_server.settings.index_path / "lexicon")
+    st = client.predict(api_name="/status")
+    (line,) = [d for d in st["degraded"] if d.startswith("cross-lingual lexicon")]
+    assert "unavailable (missing)" in line and "rebuild it with `assistant index" in line
