@@ -53,6 +53,8 @@ METRICS: dict[str, tuple[bool, bool]] = {
     "citation_precision": (True, True),
     "latency_p50_ms": (False, False),
     "latency_p95_ms": (False, False),
+    "brier": (False, True),  # answerers with a confidence (the fitted reader) only
+    "ece": (False, True),  # idem
     "faithfulness": (True, True),  # LLM judge (--llm-judge) only
     "answer_relevancy": (True, True),  # LLM judge (--llm-judge) only
 }
@@ -295,6 +297,7 @@ def summarize(records: Sequence[dict]) -> dict[str, Any]:
     for q in (50, 95):
         v = percentile(lat, q)
         s[f"latency_p{q}_ms"] = None if v is None else round(v, 2)
+    s.update(calibration_metrics(records))
     judged = [r["metrics"] for r in records if "faithfulness" in r["metrics"] or "answer_relevancy" in r["metrics"]]
     if judged:
         for key in JUDGE_KEYS:
@@ -302,6 +305,43 @@ def summarize(records: Sequence[dict]) -> dict[str, Any]:
         s["n_judged"] = len(judged)
         s["judge_errors"] = sum(1 for m in judged if m.get("judge_error"))
     return s
+
+
+def _confident(records: Sequence[dict]) -> list[tuple[float, float]]:
+    """(confidence, 1 if the answer is right else 0) for the answered cases that carry a confidence; answering an
+    unanswerable question is wrong."""
+    out = []
+    for r in records:
+        m = r["metrics"]
+        if r.get("confidence") is None or m["abstained"]:
+            continue
+        out.append((float(r["confidence"]), float(bool(m.get("correct")) and m["answerable"])))
+    return out
+
+
+def calibration_metrics(records: Sequence[dict], bins: int = 10) -> dict[str, float]:
+    """Brier score and expected calibration error (``bins`` equal-width bins) of the answers' ``confidence``;
+    empty when no answer carries one (the rule-based answerer)."""
+    pairs = _confident(records)
+    if not pairs:
+        return {}
+    ece = 0.0
+    for b in range(bins):
+        sel = [(c, y) for c, y in pairs if b / bins <= c < (b + 1) / bins or (b == bins - 1 and c >= 1.0)]
+        if sel:
+            ece += len(sel) / len(pairs) * abs(sum(c for c, _ in sel) / len(sel) - sum(y for _, y in sel) / len(sel))
+    return {"brier": sum((c - y) ** 2 for c, y in pairs) / len(pairs), "ece": ece}
+
+
+def risk_coverage(records: Sequence[dict]) -> list[tuple[float, float, float]]:
+    """(threshold, coverage = share of all cases answered, accuracy of the answered) as the confidence threshold
+    rises through the answered cases' confidences."""
+    pairs = sorted(_confident(records), reverse=True)
+    out, right = [], 0.0
+    for i, (c, y) in enumerate(pairs, start=1):
+        right += y
+        out.append((c, i / len(records), right / i))
+    return out
 
 
 def hit_curve(records: Sequence[dict], depth: int = RETRIEVAL_DEPTH) -> list[float | None]:
@@ -521,6 +561,8 @@ def _run_case(case: Case, assistant, depth: int, judge: Judge | None) -> dict:
     rec["passages"] = [c.chunk_id for c in answer.retrieved]  # what the answerer was given (k passages)
     rec["timings_ms"] = {k: round(float(v), 2) for k, v in (answer.timings_ms or {}).items()}
     rec["latency_ms"] = round(wall, 2)  # the wall time of ask(): what the latency metrics use
+    if getattr(answer, "confidence", None) is not None:
+        rec["confidence"] = answer.confidence
     if answer.note:
         rec["note"] = answer.note
     if answer.abstained and getattr(answer, "debug", ""):
@@ -697,6 +739,21 @@ def write_plots(result: EvalResult, out: Path) -> list[Path]:
     fig.tight_layout()
     paths.append(out / "latency.png")
     fig.savefig(paths[-1])
+
+    rc = risk_coverage(result.cases)
+    if rc:
+        fig = _figure(6, 4)
+        ax = fig.add_subplot()
+        ax.plot([c for _, c, _ in rc], [a for _, _, a in rc], marker=".")
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel("share of questions answered (threshold on confidence)")
+        ax.set_ylabel("answered correctly")
+        ax.set_title("Risk-coverage")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        paths.append(out / "risk_coverage.png")
+        fig.savefig(paths[-1])
     return paths
 
 

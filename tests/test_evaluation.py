@@ -377,3 +377,21 @@ def test_parse_json_object_tolerates_prose():
     assert ev.parse_json_object('{bad} then {"ok": 1}') == {"ok": 1}
     with pytest.raises(ValueError):
         ev.parse_json_object("nothing")
+
+
+def test_calibration_and_risk_coverage_of_confident_answers():
+    from assistant.evaluation import calibration_metrics, risk_coverage
+
+    def rec(conf, answerable, correct, abstained=False):
+        m = {"answerable": answerable, "abstained": abstained}
+        if answerable:
+            m["correct"] = correct
+        return {"metrics": m, "confidence": conf}
+
+    records = [rec(0.9, True, True), rec(0.8, True, False), rec(0.3, False, False), rec(0.2, True, False, abstained=True)]
+    cal = calibration_metrics(records)
+    # answered: (0.9, 1), (0.8, 0), (0.3, 0 - an answer to an unanswerable question)
+    assert cal["brier"] == pytest.approx((0.1 ** 2 + 0.8 ** 2 + 0.3 ** 2) / 3)
+    assert cal["ece"] == pytest.approx((1 / 3) * 0.1 + (1 / 3) * 0.8 + (1 / 3) * 0.3)
+    assert risk_coverage(records) == [(0.9, 0.25, 1.0), (0.8, 0.5, 0.5), (0.3, 0.75, pytest.approx(1 / 3))]
+    assert calibration_metrics([{"metrics": {"answerable": True, "abstained": False, "correct": True}}]) == {}
