@@ -918,60 +918,60 @@ def create_app(settings: Settings | None = None, assistant=None):
         path.write_text(md, encoding="utf-8")
         return gr.File(value=str(path), visible=True)
 
-    limits = (f"txt, md, html, pdf, docx · up to {settings.upload_max_files} files of "
-              f"{settings.upload_max_mb:g} MB each. They become searchable as soon as they are indexed.")
+    from .ui_i18n import make as make_i18n
+
+    t = make_i18n(settings.upload_max_files, settings.upload_max_mb)  # the page's text in the browser's language
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
-        gr.Markdown(f"# {TITLE}\nAsk about the documents in English or French. Answers quote the documents, "
-                    "with numbered sources **[n]**; when the documents do not contain the answer, the assistant says so.")
+        gr.Markdown(t("intro"))
         status_box = gr.HTML('<div class="qa-status">Loading index status…</div>', label="index_status", elem_id="index-status")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(
                     label="chat", show_label=False, elem_id="chatbot", height=540, layout="bubble",
                     examples=[{"text": q} for q in (app.examples() or [])] or None,
-                    placeholder="Ask a question, or click an example.",
+                    placeholder=t("chat_placeholder"),
                     sanitize_html=True, render_markdown=True, latex_delimiters=[], allow_tags=False,
                     line_breaks=True, buttons=["copy", "copy_all"], feedback_options=("Like", "Dislike"),
                 )
                 with gr.Row(visible=False, elem_id="correction-row") as correction_row:
-                    correction = gr.Textbox(placeholder="The answer is…", label="correction", show_label=False,
+                    correction = gr.Textbox(placeholder=t("correction_placeholder"), label="correction", show_label=False,
                                             elem_id="correction", scale=4, max_lines=3)
-                    correction_btn = gr.Button("Send correction", elem_id="correction-send", scale=1, size="sm")
+                    correction_btn = gr.Button(t("send_correction"), elem_id="correction-send", scale=1, size="sm")
                 feedback_notice = gr.HTML("", elem_id="feedback-notice")
                 # the id of the feedback a correction belongs to (a hidden box, not gr.State: state opens a heartbeat stream)
                 feedback_id = gr.Textbox("", visible="hidden", elem_id="feedback-id", label="feedback id")
-                msg = gr.Textbox(placeholder="Ask a question about the documents…", label="message", show_label=False,
-                                 elem_id="question", submit_btn="Ask", max_length=settings.max_question_chars,
+                msg = gr.Textbox(placeholder=t("question_placeholder"), label="message", show_label=False,
+                                 elem_id="question", submit_btn=t("ask"), max_length=settings.max_question_chars,
                                  autofocus=True, lines=1, max_lines=6)
             with gr.Column(scale=2):
-                gr.Markdown("### Sources")
+                gr.Markdown(t("sources"))
                 sources = gr.HTML(SOURCES_PLACEHOLDER, label="sources", elem_id="sources")
                 open_request = gr.Textbox("", visible="hidden", elem_id="open-request", label="open")
-                with gr.Accordion("Document", open=False, elem_id="doc-panel") as doc_panel:
+                with gr.Accordion(t("document"), open=False, elem_id="doc-panel") as doc_panel:
                     doc_viewer = gr.HTML('<div class="qa-muted">Click “Open at passage” on a source to read it in its '
                                          "document.</div>", elem_id="doc-viewer")
-                with gr.Accordion("Add documents", open=False, elem_id="upload-panel"):
-                    files = gr.File(label="Upload documents", file_count="multiple", type="filepath",
+                with gr.Accordion(t("add_documents"), open=False, elem_id="upload-panel"):
+                    files = gr.File(label=t("upload_label"), file_count="multiple", type="filepath",
                                     elem_id="upload-files")
-                    gr.Markdown(limits, elem_classes=["qa-muted"])
+                    gr.Markdown(t("limits"), elem_classes=["qa-muted"])
                     upload_report = gr.HTML("", label="report", elem_id="upload-report")
                     upload_json = gr.JSON(label="result", visible=False)
-                with gr.Accordion("Export", open=False, elem_id="export-panel"):
-                    export_btn = gr.Button("Export the conversation (Markdown)", elem_id="export", size="sm")
+                with gr.Accordion(t("export"), open=False, elem_id="export-panel"):
+                    export_btn = gr.Button(t("export_button"), elem_id="export", size="sm")
                     export_file = gr.File(label="conversation.md", visible=False, elem_id="export-file",
                                           interactive=False)
-                with gr.Accordion("Settings", open=False, elem_id="settings-panel"):
-                    k = gr.Slider(1, 20, value=settings.k, step=1, label="Passages retrieved (k)")
-                    backend = gr.Dropdown(backends, value=app.default_backend(), label="Answer backend",
+                with gr.Accordion(t("settings"), open=False, elem_id="settings-panel"):
+                    k = gr.Slider(1, 20, value=settings.k, step=1, label=t("k"))
+                    backend = gr.Dropdown(backends, value=app.default_backend(), label=t("backend"), elem_id="backend",
                                           visible=len(backends) > 1, interactive=True)
         # the document library, full width under the chat (its table needs the room)
-        with gr.Accordion("Documents", open=False, elem_id="library-panel"):
+        with gr.Accordion(t("documents"), open=False, elem_id="library-panel"):
             library_box = gr.HTML('<div class="qa-muted">Loading…</div>', elem_id="library")
             with gr.Row():
-                library_pick = gr.Dropdown([], value=None, label="Document", elem_id="library-select",
+                library_pick = gr.Dropdown([], value=None, label=t("document"), elem_id="library-select",
                                            interactive=True, scale=4)
-                remove_btn = gr.Button("Remove from index", elem_id="library-remove", variant="stop", size="sm", scale=1)
-                reindex_btn = gr.Button("Re-index", elem_id="library-reindex", size="sm", scale=1)
+                remove_btn = gr.Button(t("remove"), elem_id="library-remove", variant="stop", size="sm", scale=1)
+                reindex_btn = gr.Button(t("reindex"), elem_id="library-reindex", size="sm", scale=1)
             library_notice = gr.HTML("", elem_id="library-notice")
 
         gr.on(triggers=[msg.submit, chatbot.example_select], fn=respond, inputs=[msg, chatbot, k, backend],
@@ -1020,6 +1020,7 @@ def create_app(settings: Settings | None = None, assistant=None):
     # /status bypasses the queue. Up to QUEUE_MAX_SIZE requests wait; beyond that a client gets "queue full" at once.
     demo.queue(default_concurrency_limit=max(1, int(settings.concurrency)), max_size=QUEUE_MAX_SIZE)
     demo.chat_app = app  # for tests and embedding
+    demo.page_i18n = t  # launch() passes it to Gradio
     return demo
 
 
@@ -1072,6 +1073,8 @@ def launch(demo, settings: Settings, host: str | None = None, port: int | None =
                    max_file_size=upload_hard_limit(settings), theme=theme(),
                    css=CSS, js=OPEN_JS, footer_links=["api"], show_error=False, share=False,
                    allowed_paths=[], blocked_paths=blocked_paths(settings))
+    if getattr(demo, "page_i18n", None) is not None:
+        options["i18n"] = demo.page_i18n
     options.update(kwargs)
     return demo.launch(**options)
 

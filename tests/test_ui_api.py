@@ -284,7 +284,7 @@ def test_backend_choice_and_queue_are_configured(settings_factory, tmp_path):
     demo = create_app(settings, _StubAssistant())
     assert demo.chat_app.default_backend() == "llm:stub"
     assert demo._queue.default_concurrency_limit == 3 and demo._queue.max_size
-    dropdown = next(b for b in demo.blocks.values() if getattr(b, "label", None) == "Answer backend")
+    dropdown = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "backend")
     assert dropdown.visible and [c[1] for c in dropdown.choices] == ["extractive", "llm:stub"]
 
 

@@ -153,3 +153,22 @@ def test_library_lists_and_removes_a_document(page, faq_server, artifacts):
     wait_for_sources(page, "No answer found")
     assert "Not found in the documents" in page.locator("#chatbot .qa-abstain").last.inner_text()
     assert (faq_server.docs / "mediatheque.md").exists()
+
+
+@pytest.mark.parametrize("locale, texts", [
+    ("fr-FR", {"placeholder": "Posez une question sur les documents…", "panels": ["Ajouter des documents", "Documents indexés",
+                                                                              "Réglages", "Exporter"]}),
+    ("en-US", {"placeholder": "Ask a question about the documents…", "panels": ["Add documents", "Documents", "Settings",
+                                                                              "Export"]}),
+])
+def test_page_text_follows_the_browser_language(chromium, faq_server, locale, texts):
+    context = chromium.new_context(locale=locale, viewport={"width": 1360, "height": 900})
+    try:
+        pg = context.new_page()
+        pg.goto(faq_server.url, wait_until="networkidle")
+        pg.wait_for_selector("#index-status .qa-status b")
+        assert pg.locator("#question textarea").get_attribute("placeholder") == texts["placeholder"]
+        for label in texts["panels"]:
+            assert pg.get_by_text(label, exact=True).first.is_visible(), label
+    finally:
+        context.close()
