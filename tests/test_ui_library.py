@@ -262,3 +262,50 @@ def test_answer_rendering_short_answer_confidence_and_language():
     assert "low confidence" in answer_message(a)
     a.language = "fr"
     assert "from the French source" not in answer_message(a)
+
+
+@pytest.mark.parametrize("fail_at", ["bm25", "delete"])
+def test_removal_interrupted_is_repaired_by_the_next_run(tmp_path, settings_factory, embedder, monkeypatch, fail_at):
+    """A removal killed after the manifest row went (before or after the new BM25 snapshot) leaves orphan chunks the
+    next indexing run deletes; the document does not come back and the others are untouched."""
+    from assistant.library import Library
+    from assistant.pipeline import Assistant
+    from assistant.retrieval import LexicalIndex
+    from assistant.store import ChunkStore
+
+    from .conftest import write_faq_corpus
+
+    docs = write_faq_corpus(tmp_path / "faq")
+    settings = settings_factory(index_dir=str(tmp_path / "index"), docs_dir=str(docs))
+    a = Assistant(settings, embedder=embedder)
+    a.index([docs], show_progress=False)
+    lib = Library(a)
+    target = next(d for d in lib.documents() if d.name == "piscine.md")
+    rows, ids, _, _ = _index_state(a)
+    gone = set(rows[str((docs / "piscine.md").resolve())][3])
+
+    class Killed(BaseException):
+        pass
+
+    def boom(*_a, **_k):
+        raise Killed()
+
+    if fail_at == "bm25":
+        monkeypatch.setattr(LexicalIndex, "build", boom)
+    else:
+        monkeypatch.setattr(ChunkStore, "delete", boom)
+    with pytest.raises(Killed):
+        lib.remove(target.id)
+    monkeypatch.undo()
+    assert a.indexer.manifest.get_meta("state") == "indexing"
+    assert gone <= set(a.store.all_ids())  # orphans left behind
+
+    fresh = Assistant(settings, embedder=embedder)  # "the next start"
+    report = fresh.index([docs], show_progress=False)
+    assert report.repaired == len(gone) and report.added == 0
+    rows2, ids2, bm25_2, _ = _index_state(fresh)
+    assert ids2 == ids - gone and bm25_2 == ids2
+    assert rows2 == {k: v for k, v in rows.items() if k != str((docs / "piscine.md").resolve())}
+    assert fresh.indexer.manifest.get_meta("state") == "clean"
+    assert "piscine.md" not in {d.name for d in Library(fresh).documents()}
+    assert fresh.ask("Faut-il porter un bonnet de bain à la piscine de Vannes ?").abstained
