@@ -78,6 +78,16 @@ def test_citation_click_opens_the_document_at_the_passage(page, artifacts):
     box, mark = viewer.locator(".qa-doc-text").bounding_box(), target.bounding_box()
     assert box["y"] <= mark["y"] and mark["y"] + mark["height"] <= box["y"] + box["height"] + 1  # scrolled into view
     page.screenshot(path=str(artifacts / "faq-document.png"), full_page=True)
+    # the conversation exported as Markdown, with the numbered source
+    page.get_by_text("Export", exact=True).click()
+    page.locator("#export").click()
+    link = page.locator("#export-file a").first
+    link.wait_for(timeout=ANSWER_TIMEOUT)
+    with page.expect_download() as dl:
+        link.click()
+    md = Path(dl.value.path()).read_text(encoding="utf-8")
+    assert "## 1. Qui a construit le phare de Kerbrat ?" in md and "Paul Le Meur" in md
+    assert re.search(r"^1\. `[^`]*phare\.pdf` — page 2", md, re.M)
 
 
 def _feedback_lines(faq_server) -> list[dict]:
