@@ -489,7 +489,9 @@ class Reader:
         trans = self.translations(retrieval, terms)
         qv = self.cache.query_vector(retrieval.standalone or question)
         svs = self.cache.sentence_vectors([c.text for c in cands])
-        featurise(question, cands, qv, svs, trans, history=retrieval.context or "")
+        # a follow-up is read as its standalone form (the question and the turns it refers to), like retrieval does
+        asked = retrieval.standalone if retrieval.context and retrieval.standalone else question
+        featurise(asked, cands, qv, svs, trans, history=retrieval.context or "")
         rule_features(cands, self.rules.run(retrieval))
         X = matrix(cands)
         if self.weights is not None:
