@@ -37,6 +37,7 @@ from .citations import format_location, highlight_html  # noqa: E402
 from .config import Settings  # noqa: E402
 from .loaders import SUPPORTED, kind_of  # noqa: E402
 from .schema import Answer  # noqa: E402
+from .ui_i18n import language, request_language, tr  # noqa: E402
 from .ui_panels import OPEN_JS  # noqa: E402
 
 log = logging.getLogger("assistant.ui")
@@ -173,8 +174,8 @@ def _lang_note(answer: Answer) -> str:
     other = [lang for lang in langs if lang != asked]
     if not asked or not other:
         return ""
-    names = " and ".join(LANGUAGE_NAMES.get(lang, lang) for lang in other)
-    return f"from the {names} source{'s' if len(answer.citations) > 1 and len(other) == len(langs) else ''}"
+    names = tr("and").join(tr(f"lang_{lang}") if lang in LANGUAGE_NAMES else lang for lang in other)
+    return tr("from_sources" if len(answer.citations) > 1 and len(other) == len(langs) else "from_source", names=names)
 
 
 def _highlight(citation, short: str) -> str:
@@ -201,7 +202,7 @@ def _open_button(c) -> str:
     start = loc.get("char_start", -1)
     return (f'<button type="button" class="qa-open" data-source="{html.escape(c.source, quote=True)}" '
             f'data-chunk="{html.escape(c.chunk_id, quote=True)}" data-start="{int(start) if start is not None else -1}" '
-            f'data-len="{len(c.quote)}" title="Open the document at this passage">Open at passage ↗</button>')
+            f'data-len="{len(c.quote)}" title="{html.escape(tr("open_title"), quote=True)}">{html.escape(tr("open"))}</button>')
 
 
 def sources_html(answer: Answer, openable: bool = True) -> str:
@@ -212,14 +213,12 @@ def sources_html(answer: Answer, openable: bool = True) -> str:
         consulted = sorted({_file_label(r.source)[0] for r in answer.retrieved if r.source})
         extra = ""
         if consulted:
-            extra = ('<div class="qa-muted">Passages consulted from: '
+            extra = ('<div class="qa-muted">' + html.escape(tr("consulted"))
                      + ", ".join(html.escape(n) for n in consulted[:8]) + (" …" if len(consulted) > 8 else "") + "</div>")
-        return ('<div class="qa-abstain-panel"><strong>No answer found in the documents</strong>'
-                "<div>The assistant only answers from the indexed documents and found no passage that answers "
-                "this question, so it cites nothing. Rephrase, or add the document that contains the answer.</div>"
-                + extra + "</div>")
+        return (f'<div class="qa-abstain-panel"><strong>{html.escape(tr("no_answer_title"))}</strong>'
+                f'<div>{html.escape(tr("no_answer_body"))}</div>' + extra + "</div>")
     if not answer.citations:
-        return '<div class="qa-muted">This answer cites no passage.</div>'
+        return f'<div class="qa-muted">{html.escape(tr("no_citation"))}</div>'
     short = short_answer(answer)
     asked = getattr(answer, "language", "") or ""
     parts = ['<div class="qa-sources">']
@@ -227,9 +226,9 @@ def sources_html(answer: Answer, openable: bool = True) -> str:
         name, path = _file_label(c.source)
         loc = format_location(c.location or {})
         lang = source_language(c)
-        lang_tag = (f' <span class="qa-lang-tag">{html.escape(LANGUAGE_NAMES.get(lang, lang))}</span>'
+        lang_tag = (f' <span class="qa-lang-tag">{html.escape(tr(f"lang_{lang}") if lang in LANGUAGE_NAMES else lang)}</span>'
                     if asked and lang != asked else "")
-        warn = "" if c.supported else '<div class="qa-warn">⚠ this sentence could not be matched to its passage</div>'
+        warn = "" if c.supported else f'<div class="qa-warn">{html.escape(tr("unmatched"))}</div>'
         parts.append(
             f'<div class="qa-source" data-n="{int(c.n)}">'
             f'<div class="qa-source-head"><span class="qa-num">[{int(c.n)}]</span> '
@@ -246,7 +245,7 @@ def _meta_html(answer: Answer) -> str:
     label, x = confidence(answer)
     if label:
         title = f' title="confidence {x:.2f}"' if x is not None else ""
-        bits.append(f'<span class="qa-conf qa-conf-{label}"{title}>{label} confidence</span>')
+        bits.append(f'<span class="qa-conf qa-conf-{label}"{title}>{html.escape(tr("confidence", label=tr(label)))}</span>')
     note = _lang_note(answer)
     if note:
         bits.append(f'<span class="qa-lang">{html.escape(note)}</span>')
@@ -259,14 +258,14 @@ def _note_html(answer: Answer) -> str:
         bits.append(f'<div class="qa-note">ⓘ {html.escape(answer.note)}</div>')
     if answer.unsupported:
         nums = ", ".join(f"[{int(n)}]" for n in answer.unsupported)
-        bits.append(f'<div class="qa-note">⚠ Not supported by the cited passages: {html.escape(nums)}</div>')
+        bits.append(f'<div class="qa-note">{html.escape(tr("unsupported", nums=nums))}</div>')
     return "".join(bits)
 
 
 def answer_message(answer: Answer) -> str:
     """The final chat message of an answer: escaped answer text, note, collapsible sources."""
     if answer.abstained:
-        return _one_line('<div class="qa-abstain"><strong>Not found in the documents</strong><br>'
+        return _one_line(f'<div class="qa-abstain"><strong>{html.escape(tr("not_found_title"))}</strong><br>'
                          f"{html.escape(answer.answer)}{_note_html(answer)}</div>")
     text = md_escape(answer.answer)
     short = short_answer(answer)
@@ -274,7 +273,7 @@ def answer_message(answer: Answer) -> str:
         text = f"**{md_escape(short)}**\n\n{text}"
     extra = _meta_html(answer) + _note_html(answer)
     if answer.citations:
-        extra += (f'<details class="qa-details"><summary>Sources ({len(answer.citations)})</summary>'
+        extra += (f'<details class="qa-details"><summary>{html.escape(tr("sources_n", n=len(answer.citations)))}</summary>'
                   f"{sources_html(answer, openable=False)}</details>")
     return text + ("\n\n" + _one_line(extra) if extra else "")
 
@@ -575,9 +574,11 @@ class ChatApp:
         return self.assistant.ask(question, history=clean_history(history) or None, k=self._k(k),
                                   backend=self._backend(backend))
 
-    def respond(self, message: Any, history: list | None, k: Any = None, backend: Any = None) -> Iterator[tuple]:
+    def respond(self, message: Any, history: list | None, k: Any = None, backend: Any = None,
+                lang: str = "en") -> Iterator[tuple]:
         """Stream (history, sources HTML): the question at once, the growing answer, then the final message
-        with its sources (``None`` for the sources, on an empty message only, means "leave the panel as it is")."""
+        with its sources (``None`` for the sources, on an empty message only, means "leave the panel as it is").
+        ``lang``: the language of the page's own words in the HTML ("en" or "fr"; answers keep theirs)."""
         from .pipeline import IndexMissingError, QuestionError
         from .store import StoreError
 
@@ -588,7 +589,10 @@ class ChatApp:
             return
         prior = clean_history(history)
         history.append({"role": "user", "content": md_escape(question)})
-        yield history, SOURCES_SEARCHING
+        with language(lang):
+            searching = f'<div class="qa-muted">{html.escape(tr("searching"))}</div>'
+            placeholder = f'<div class="qa-muted">{html.escape(tr("sources_placeholder"))}</div>'
+        yield history, searching
         try:
             self.assistant.require_index()
             final = None
@@ -596,23 +600,26 @@ class ChatApp:
                 if isinstance(item, Answer):
                     final = item
                 elif item:
-                    yield history + [{"role": "assistant", "content": md_escape(item)}], SOURCES_SEARCHING
+                    yield history + [{"role": "assistant", "content": md_escape(item)}], searching
             if final is None:
                 raise RuntimeError("the answerer returned nothing")
-            message = answer_message(final)
+            with language(lang):
+                message, panel = answer_message(final), sources_html(final)
             self._remember(message, question, prior, final)
-            yield history + [{"role": "assistant", "content": message}], sources_html(final)
+            yield history + [{"role": "assistant", "content": message}], panel
             return
         except QuestionError as err:
-            title, detail = "Cannot ask this question", str(err)
+            title, detail = "err_question", str(err)
         except IndexMissingError as err:
-            title, detail = "No documents indexed yet", str(err)
+            title, detail = "err_no_index", str(err)
         except StoreError as err:
-            title, detail = "The document index is unavailable", str(err)
+            title, detail = "err_store", str(err)
         except Exception as err:  # noqa: BLE001 - the browser gets one clear line; the log gets the traceback
             log.exception("chat failed")
-            title, detail = "Something went wrong", str(err).splitlines()[0][:200] if str(err) else type(err).__name__
-        yield history + [{"role": "assistant", "content": error_message(title, detail)}], SOURCES_PLACEHOLDER
+            title, detail = "err_other", str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        with language(lang):
+            title = tr(title)
+        yield history + [{"role": "assistant", "content": error_message(title, detail)}], placeholder
 
     # --- uploads ----------------------------------------------------------------
     def add_files(self, files: list | None, progress: Callable[[str, int, int], None] | None = None) -> UploadResult:
@@ -756,12 +763,12 @@ def create_app(settings: Settings | None = None, assistant=None):
     settings = app.settings
     backends = app.backends()
 
-    def respond(message: str, history: list, k: float, backend: str, evt: gr.EventData):
+    def respond(message: str, history: list, k: float, backend: str, evt: gr.EventData, request: gr.Request):
         """Streaming chat: yields the chat history (OpenAI-style messages) and the sources HTML of the answer."""
         data = getattr(evt, "_data", None)
         if not _content_text(message).strip() and isinstance(data, dict) and isinstance(data.get("value"), dict):
             message = data["value"].get("text") or ""  # a click on an example question
-        for hist, sources in app.respond(message, history, k, backend):
+        for hist, sources in app.respond(message, history, k, backend, lang=request_language(request)):
             yield hist, (gr.skip() if sources is None else sources)
 
     def upload(files: list[str] | None, progress=gr.Progress()):
@@ -848,66 +855,84 @@ def create_app(settings: Settings | None = None, assistant=None):
 
         return to_markdown(app.turns(history), title=TITLE)
 
-    def library_view(notice: str = ""):
+    def library_view(notice: str = "", lang: str = "en"):
         docs = app.documents()
         choices = [(f"{d['name']} — {d['source']}", d["id"]) for d in docs]
-        return library_html(docs), gr.Dropdown(choices=choices, value=None), notice
+        with language(lang):
+            table = library_html(docs)
+        return table, gr.Dropdown(choices=choices, value=None), notice
 
-    def on_remove(doc: str | None):
+    def _notice(kind: str, key: str, lang: str, **values) -> str:
+        with language(lang):
+            return f'<div class="{kind}">{html.escape(tr(key, **values))}</div>'
+
+    def on_remove(doc: str | None, request: gr.Request):
+        lang = request_language(request)
         if not doc:
-            return (*library_view('<div class="qa-muted">Choose a document first.</div>'), status_html(app.status()))
+            return (*library_view(_notice("qa-muted", "choose_first", lang), lang), status_html(app.status()))
         try:
             info = app.library.remove(doc)
-            notice = f'<div class="qa-ok">✓ {html.escape(info.name)} was removed from the index.</div>'
+            notice = _notice("qa-ok", "removed", lang, name=info.name)
         except Exception as err:  # noqa: BLE001 - shown on the page
             notice = f'<div class="qa-bad">✗ {html.escape(str(err))}</div>'
-        return (*library_view(notice), status_html(app.status()))
+        return (*library_view(notice, lang), status_html(app.status()))
 
-    def on_reindex(doc: str | None):
+    def on_reindex(doc: str | None, request: gr.Request):
+        lang = request_language(request)
         if not doc:
-            return (*library_view('<div class="qa-muted">Choose a document first.</div>'), status_html(app.status()))
+            return (*library_view(_notice("qa-muted", "choose_first", lang), lang), status_html(app.status()))
         try:
             name = next((d["name"] for d in app.documents() if d["id"] == doc), doc)
             report = app.library.reindex(doc)
             if report.failed:
                 notice = f'<div class="qa-bad">✗ {html.escape(name)}: {html.escape(report.failed[0]["error"])}</div>'
             else:
-                what = "updated" if report.added or report.updated else "unchanged, already up to date"
-                notice = f'<div class="qa-ok">✓ {html.escape(name)} re-indexed ({what}).</div>'
+                with language(lang):
+                    what = tr("updated" if report.added or report.updated else "unchanged")
+                notice = _notice("qa-ok", "reindexed", lang, name=name, what=what)
         except Exception as err:  # noqa: BLE001
             notice = f'<div class="qa-bad">✗ {html.escape(str(err))}</div>'
-        return (*library_view(notice), status_html(app.status()))
+        return (*library_view(notice, lang), status_html(app.status()))
 
-    def on_open(request: str):
+    def library_after_upload(request: gr.Request):
+        return library_view(lang=request_language(request))[:2]
+
+    def sources_placeholder(request: gr.Request) -> str:
+        with language(request_language(request)):
+            return f'<div class="qa-muted">{html.escape(tr("sources_placeholder"))}</div>'
+
+    def on_open(req_json: str, request: gr.Request):
         import json as _json
 
         try:
-            req = _json.loads(request or "{}")
+            req = _json.loads(req_json or "{}")
             view = app.library.passage(str(req.get("source") or ""), str(req.get("chunk") or ""))
-            body = document_html(view, int(req.get("start", -1)), int(req.get("len", 0)))
+            with language(request_language(request)):
+                body = document_html(view, int(req.get("start", -1)), int(req.get("len", 0)))
         except (ValueError, TypeError, LibraryError) as err:
             body = f'<div class="qa-bad">✗ {html.escape(str(err) or "cannot open this document")}</div>'
         return gr.Accordion(open=True), body
 
-    def on_like(history: list, evt: gr.LikeData):
+    def on_like(history: list, evt: gr.LikeData, request: gr.Request):
+        lang = request_language(request)
         try:
             fb = app.rate(history, evt.index, evt.liked)
         except FeedbackError as err:
             gr.Warning(str(err))
             return "", gr.Row(visible=False), ""
         if fb["rating"] == "up":
-            return fb["id"], gr.Row(visible=False), '<div class="qa-ok">Thanks: 👍 recorded.</div>'
-        return fb["id"], gr.Row(visible=True), ('<div class="qa-muted">👎 recorded. What is the right answer? '
-                                                "(optional; it becomes an evaluation case)</div>")
+            return fb["id"], gr.Row(visible=False), _notice("qa-ok", "liked", lang)
+        return fb["id"], gr.Row(visible=True), _notice("qa-muted", "disliked", lang)
 
-    def on_correct(fb_id: str, text: str):
+    def on_correct(fb_id: str, text: str, request: gr.Request):
+        lang = request_language(request)
         if not fb_id or not (text or "").strip():
-            return gr.Row(visible=True), '<div class="qa-muted">Type the right answer first.</div>', text
+            return gr.Row(visible=True), _notice("qa-muted", "type_first", lang), text
         try:
             app.feedback.correct(fb_id, text)
         except FeedbackError as err:
             return gr.Row(visible=True), f'<div class="qa-bad">✗ {html.escape(str(err))}</div>', text
-        return gr.Row(visible=False), '<div class="qa-ok">Thanks: the correction was recorded.</div>', ""
+        return gr.Row(visible=False), _notice("qa-ok", "corrected", lang), ""
 
     def on_export(history: list):
         import tempfile
@@ -978,11 +1003,11 @@ def create_app(settings: Settings | None = None, assistant=None):
               outputs=[chatbot, sources], api_name="chat", show_progress="minimal", concurrency_id="answer")
         # registered after the chat listener, whose inputs are collected first: the box empties at once
         msg.submit(lambda: "", None, msg, queue=False, api_visibility="private", show_progress="hidden")
-        chatbot.clear(lambda: SOURCES_PLACEHOLDER, None, sources, queue=False, api_visibility="private")
+        chatbot.clear(sources_placeholder, None, sources, queue=False, api_visibility="private")
         files.upload(upload, inputs=[files], outputs=[upload_report, status_box, upload_json], api_name="upload",
                      concurrency_limit=1, concurrency_id="indexing", show_progress="full").then(
             lambda: None, None, files, queue=False, api_visibility="private").then(
-            lambda: library_view()[:2], None, [library_box, library_pick], queue=False, api_visibility="private")
+            library_after_upload, None, [library_box, library_pick], queue=False, api_visibility="private")
         gr.api(ask, api_name="ask", concurrency_id="answer")  # /chat and /ask share `concurrency` workers
         gr.api(status, api_name="status", queue=False)
         gr.api(documents, api_name="documents", queue=False)
@@ -1007,13 +1032,18 @@ def create_app(settings: Settings | None = None, assistant=None):
                           api_visibility="private", queue=False)
         export_btn.click(on_export, [chatbot], [export_file], api_visibility="private", queue=False)
 
-        def on_page_load():
+        def on_page_load(request: gr.Request):
             app.warm_up_soon()
-            box, pick, _ = library_view()
-            return status_html(app.status()), box, pick, gr.Chatbot(examples=[{"text": q} for q in app.examples()] or None)
+            lang = request_language(request)
+            box, pick, _ = library_view(lang=lang)
+            with language(lang):  # the server-rendered placeholders in the browser's language
+                panels = (f'<div class="qa-muted">{html.escape(tr("sources_placeholder"))}</div>',
+                          f'<div class="qa-muted">{html.escape(tr("viewer_placeholder"))}</div>')
+            return (status_html(app.status()), box, pick, gr.Chatbot(examples=[{"text": q} for q in app.examples()] or None),
+                    *panels)
 
-        demo.load(on_page_load, None, [status_box, library_box, library_pick, chatbot], api_visibility="private",
-                  queue=False)
+        demo.load(on_page_load, None, [status_box, library_box, library_pick, chatbot, sources, doc_viewer],
+                  api_visibility="private", queue=False)
 
     # Queue: /chat and /ask share one pool of `concurrency` workers ("answer"; the embedder serialises the CPU work
     # anyway), uploads run one at a time in their own pool ("indexing") so that answers go on during an upload, and

@@ -63,3 +63,130 @@ def make(upload_max_files: int, upload_max_mb: float):
     import gradio as gr
 
     return gr.I18n(**texts(upload_max_files, upload_max_mb))
+
+
+# --------------------------------------------------------------------------- text the server renders (HTML fragments)
+import contextvars  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+
+_LANG: contextvars.ContextVar[str] = contextvars.ContextVar("assistant_ui_lang", default="en")
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "en": {
+        "sources_placeholder": "The sources of the latest answer appear here: file, location and the passage with the "
+                               "cited sentence highlighted.",
+        "searching": "Searching the documents…",
+        "not_found_title": "Not found in the documents",
+        "no_answer_title": "No answer found in the documents",
+        "no_answer_body": "The assistant only answers from the indexed documents and found no passage that answers this "
+                          "question, so it cites nothing. Rephrase, or add the document that contains the answer.",
+        "consulted": "Passages consulted from: ",
+        "no_citation": "This answer cites no passage.",
+        "unmatched": "⚠ this sentence could not be matched to its passage",
+        "unsupported": "⚠ Not supported by the cited passages: {nums}",
+        "sources_n": "Sources ({n})",
+        "open": "Open at passage ↗",
+        "open_title": "Open the document at this passage",
+        "confidence": "{label} confidence",
+        "high": "high", "medium": "medium", "low": "low",
+        "from_source": "from the {names} source",
+        "from_sources": "from the {names} sources",
+        "lang_en": "English", "lang_fr": "French",
+        "and": " and ",
+        "viewer_placeholder": "Click “Open at passage” on a source to read it in its document.",
+        "passage_on_page": " · passage on page {page}",
+        "long_document": "… (the document is long: showing the part around the passage)",
+        "page": "page {page}",
+        "library_empty": "No document is indexed yet. Add documents below.",
+        "library_count": "{n} searchable documents", "library_count_1": "1 searchable document",
+        "library_failed": ", {n} not indexed", "library_failed_1": ", 1 not indexed",
+        "col_document": "document", "col_type": "type", "col_size": "size", "col_pages": "pages", "col_chunks": "chunks",
+        "col_indexed": "indexed (UTC)", "col_status": "status",
+        "searchable": "✓ searchable", "indexing": "indexing…", "not_indexed": "✗ not indexed: {error}",
+        "uploaded": "(uploaded)",
+        "choose_first": "Choose a document first.",
+        "removed": "✓ {name} was removed from the index.",
+        "reindexed": "✓ {name} re-indexed ({what}).",
+        "updated": "updated", "unchanged": "unchanged, already up to date",
+        "liked": "Thanks: 👍 recorded.",
+        "disliked": "👎 recorded. What is the right answer? (optional; it becomes an evaluation case)",
+        "type_first": "Type the right answer first.",
+        "corrected": "Thanks: the correction was recorded.",
+        "err_question": "Cannot ask this question",
+        "err_no_index": "No documents indexed yet",
+        "err_store": "The document index is unavailable",
+        "err_other": "Something went wrong",
+    },
+    "fr": {
+        "sources_placeholder": "Les sources de la dernière réponse s'affichent ici : fichier, emplacement et passage, "
+                               "la phrase citée surlignée.",
+        "searching": "Recherche dans les documents…",
+        "not_found_title": "Absent des documents",
+        "no_answer_title": "Aucune réponse dans les documents",
+        "no_answer_body": "L'assistant ne répond qu'à partir des documents indexés et n'a trouvé aucun passage qui "
+                          "réponde à cette question : il ne cite donc rien. Reformulez, ou ajoutez le document qui "
+                          "contient la réponse.",
+        "consulted": "Passages consultés dans : ",
+        "no_citation": "Cette réponse ne cite aucun passage.",
+        "unmatched": "⚠ cette phrase ne correspond pas à son passage",
+        "unsupported": "⚠ Non étayé par les passages cités : {nums}",
+        "sources_n": "Sources ({n})",
+        "open": "Ouvrir au passage ↗",
+        "open_title": "Ouvrir le document à ce passage",
+        "confidence": "confiance {label}",
+        "high": "élevée", "medium": "moyenne", "low": "faible",
+        "from_source": "d'après la source en {names}",
+        "from_sources": "d'après les sources en {names}",
+        "lang_en": "anglais", "lang_fr": "français",
+        "and": " et ",
+        "viewer_placeholder": "Cliquez sur « Ouvrir au passage » sur une source pour la lire dans son document.",
+        "passage_on_page": " · passage en page {page}",
+        "long_document": "… (document long : seule la partie autour du passage est affichée)",
+        "page": "page {page}",
+        "library_empty": "Aucun document indexé pour l'instant. Ajoutez-en ci-dessous.",
+        "library_count": "{n} documents interrogeables", "library_count_1": "1 document interrogeable",
+        "library_failed": ", {n} non indexés", "library_failed_1": ", 1 non indexé",
+        "col_document": "document", "col_type": "type", "col_size": "taille", "col_pages": "pages",
+        "col_chunks": "passages", "col_indexed": "indexé (UTC)", "col_status": "état",
+        "searchable": "✓ interrogeable", "indexing": "indexation…", "not_indexed": "✗ non indexé : {error}",
+        "uploaded": "(téléversé)",
+        "choose_first": "Choisissez d'abord un document.",
+        "removed": "✓ {name} a été retiré de l'index.",
+        "reindexed": "✓ {name} réindexé ({what}).",
+        "updated": "mis à jour", "unchanged": "inchangé, déjà à jour",
+        "liked": "Merci : 👍 enregistré.",
+        "disliked": "👎 enregistré. Quelle est la bonne réponse ? (facultatif ; elle devient un cas d'évaluation)",
+        "type_first": "Saisissez d'abord la bonne réponse.",
+        "corrected": "Merci : la correction a été enregistrée.",
+        "err_question": "Impossible de poser cette question",
+        "err_no_index": "Aucun document indexé pour l'instant",
+        "err_store": "L'index des documents est indisponible",
+        "err_other": "Une erreur s'est produite",
+    },
+}
+
+
+def tr(key: str, **values) -> str:
+    """``key``'s text in the language of the request being served (English by default)."""
+    table = MESSAGES.get(_LANG.get(), MESSAGES["en"])
+    text = table.get(key, MESSAGES["en"][key])
+    return text.format(**values) if values else text
+
+
+@contextmanager
+def language(lang: str):
+    token = _LANG.set(lang if lang in MESSAGES else "en")
+    try:
+        yield
+    finally:
+        _LANG.reset(token)
+
+
+def request_language(request) -> str:
+    """'fr' when the browser prefers French (Accept-Language), else 'en' (API clients send none)."""
+    try:
+        header = (request.headers.get("accept-language") or "") if request is not None else ""
+    except Exception:  # noqa: BLE001
+        header = ""
+    first = header.split(",")[0].strip().lower()
+    return "fr" if first.startswith("fr") else "en"

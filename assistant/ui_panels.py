@@ -4,6 +4,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from .ui_i18n import tr
+
 VIEW_MAX_CHARS = 200_000  # a longer document is shown around the passage
 
 # the page's click handler (Blocks js): a click on "Open at passage" in the sources asks the server for the document
@@ -42,28 +44,31 @@ def size_text(n: int) -> str:
 def library_html(docs: list[dict[str, Any]]) -> str:
     """The library table: name, type, size, pages, chunks, when indexed, status (the failure reason when failed)."""
     if not docs:
-        return '<div class="qa-muted">No document is indexed yet. Add documents below.</div>'
+        return f'<div class="qa-muted">{html.escape(tr("library_empty"))}</div>'
     n_ok = sum(1 for d in docs if d["status"] == "indexed")
     rows = []
     for d in docs:
         when = (d.get("indexed_at") or "").replace("T", " ")[:16]  # UTC, to the minute
         if d["status"] == "failed":
-            status = f'<span class="qa-bad">✗ not indexed: {html.escape(d.get("error") or "")}</span>'
+            status = f'<span class="qa-bad">{html.escape(tr("not_indexed", error=d.get("error") or ""))}</span>'
         elif d["status"] == "indexing":
-            status = '<span class="qa-muted">indexing…</span>'
+            status = f'<span class="qa-muted">{html.escape(tr("indexing"))}</span>'
         else:
-            status = '<span class="qa-ok">✓ searchable</span>'
+            status = f'<span class="qa-ok">{html.escape(tr("searchable"))}</span>'
         rows.append(
             f'<tr class="qa-doc" data-id="{html.escape(d["id"], quote=True)}">'
             f'<td class="qa-doc-name" title="{html.escape(d["source"], quote=True)}">{html.escape(d["name"])}'
-            f'{" <span class=qa-muted>(uploaded)</span>" if d.get("uploaded") else ""}</td>'
+            f'{" <span class=qa-muted>" + html.escape(tr("uploaded")) + "</span>" if d.get("uploaded") else ""}</td>'
             f'<td>{html.escape(d.get("kind") or "")}</td><td>{size_text(d.get("size", 0))}</td>'
             f'<td>{"" if d.get("pages") is None else int(d["pages"])}</td><td>{int(d.get("chunks") or 0)}</td>'
             f'<td>{html.escape(when)}</td><td>{status}</td></tr>')
-    head = (f'<div class="qa-muted">{n_ok} searchable document{"" if n_ok == 1 else "s"}'
-            + (f", {len(docs) - n_ok} not indexed" if len(docs) > n_ok else "") + "</div>")
-    return (f'<div class="qa-library">{head}<table><thead><tr><th>document</th><th>type</th><th>size</th><th>pages</th>'
-            f'<th>chunks</th><th>indexed (UTC)</th><th>status</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+    n_bad = len(docs) - n_ok
+    count = (tr("library_count_1") if n_ok == 1 else tr("library_count", n=n_ok)) + (
+        "" if not n_bad else tr("library_failed_1") if n_bad == 1 else tr("library_failed", n=n_bad))
+    cols = "".join(f"<th>{html.escape(tr('col_' + c))}</th>"
+                   for c in ("document", "type", "size", "pages", "chunks", "indexed", "status"))
+    return (f'<div class="qa-library"><div class="qa-muted">{html.escape(count)}</div><table><thead><tr>{cols}</tr>'
+            f'</thead><tbody>{"".join(rows)}</tbody></table></div>')
 
 
 def document_html(view: dict[str, Any], start: int = -1, length: int = 0) -> str:
@@ -77,7 +82,7 @@ def document_html(view: dict[str, Any], start: int = -1, length: int = 0) -> str
             marks += [(start, 2, '<mark class="qa-target">'), (start + length, -1, "</mark>")]
     if view.get("kind") == "pdf":
         for p in view.get("pages") or []:
-            marks.append((p["start"], -2, f'<div class="qa-page">page {int(p["page"])}</div>'))
+            marks.append((p["start"], -2, f'<div class="qa-page">{html.escape(tr("page", page=int(p["page"])))}</div>'))
     lo, hi = 0, len(text)
     if len(text) > VIEW_MAX_CHARS:
         centre = passage["start"] if passage else 0
@@ -93,9 +98,8 @@ def document_html(view: dict[str, Any], start: int = -1, length: int = 0) -> str
     out.append(html.escape(text[pos:hi]))
     where = ""
     if passage and passage.get("page") is not None:
-        where = f" · passage on page {int(passage['page'])}"
-    cut = ('<div class="qa-muted">… (the document is long: showing the part around the passage)</div>'
-           if (lo, hi) != (0, len(text)) else "")
+        where = tr("passage_on_page", page=int(passage["page"]))
+    cut = (f'<div class="qa-muted">{html.escape(tr("long_document"))}</div>' if (lo, hi) != (0, len(text)) else "")
     return (f'<div class="qa-doc-view"><div class="qa-doc-head"><b>{html.escape(view.get("name") or "")}</b>'
             f'<span class="qa-muted"> {html.escape(view.get("source") or "")}{html.escape(where)}</span></div>'
             f'{cut}<div class="qa-doc-text">{"".join(out)}</div></div>')

@@ -180,5 +180,16 @@ def test_page_text_follows_the_browser_language(chromium, faq_server, locale, te
         assert pg.locator("#question textarea").get_attribute("placeholder") == texts["placeholder"]
         for label in texts["panels"]:
             assert pg.get_by_text(label, exact=True).first.is_visible(), label
+        if locale.startswith("fr"):  # the text the server renders, too: panels, library, answers' frames
+            assert "Les sources de la dernière réponse" in pg.locator("#sources").inner_text()
+            pg.get_by_text("Documents indexés", exact=True).click()
+            assert "interrogeable" in pg.locator("#library").inner_text()
+            assert "taille" in pg.locator("#library thead").inner_text()
+            ask(pg, "Qui a construit le phare de Kerbrat ?")
+            wait_for_sources(pg, "phare.pdf")
+            assert "Ouvrir au passage" in pg.locator("#sources").inner_text()
+            ask(pg, "Quelle est la capitale du Pérou ?")
+            pg.wait_for_selector("#chatbot .qa-abstain", timeout=ANSWER_TIMEOUT)
+            assert "Absent des documents" in pg.locator("#chatbot .qa-abstain").last.inner_text()
     finally:
         context.close()
