@@ -309,3 +309,38 @@ def test_removal_interrupted_is_repaired_by_the_next_run(tmp_path, settings_fact
     assert fresh.indexer.manifest.get_meta("state") == "clean"
     assert "piscine.md" not in {d.name for d in Library(fresh).documents()}
     assert fresh.ask("Faut-il porter un bonnet de bain à la piscine de Vannes ?").abstained
+
+
+def test_document_text_rebuilt_from_overlapping_chunks_is_the_extracted_text(tmp_path, settings_factory, embedder):
+    from assistant.library import Library
+    from assistant.loaders import DocumentLoader
+    from assistant.pipeline import Assistant
+
+    doc = tmp_path / "docs" / "long.md"
+    doc.parent.mkdir()
+    paras = [f"## Partie {i}\n\n" + " ".join(f"La phrase {i}.{j} parle du port de Concarneau et de ses {j} bateaux."
+                                            for j in range(12)) for i in range(6)]
+    doc.write_text("# Rapport\n\n" + "\n\n".join(paras) + "\n", encoding="utf-8")
+    a = Assistant(settings_factory(index_dir=str(tmp_path / "index"), chunk_tokens=60, chunk_overlap=20), embedder=embedder)
+    a.index([doc.parent], show_progress=False)
+    lib = Library(a)
+    rec = next(iter(a.indexer.manifest.files().values()))
+    assert len(rec.chunk_ids) > 6  # several chunks per section, overlapping
+    expected = DocumentLoader().run(doc).text
+    for cid, (text, meta) in a.store.get(rec.chunk_ids).items():
+        view = lib.passage(lib.documents()[0].id, cid)
+        assert view["text"] == expected
+        assert view["text"][view["passage"]["start"]:view["passage"]["end"]] == text
+
+
+def test_library_and_viewer_escape_document_content():
+    from assistant.ui_panels import document_html, library_html
+
+    evil = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
+    table = library_html([{"id": '"><script>', "name": evil + ".md", "source": evil, "kind": "md", "size": 5,
+                           "pages": None, "chunks": 1, "indexed_at": None, "status": "failed", "error": evil}])
+    view = document_html({"name": evil, "source": evil, "kind": "pdf", "text": f"Avant. {evil} Après.",
+                          "pages": [{"page": 1, "start": 0}], "passage": {"start": 0, "end": 14 + len(evil), "page": 1}}, 7, len(evil))
+    for out in (table, view):
+        assert "<script" not in out and "<img" not in out and "&lt;script&gt;" in out
+    assert '<mark class="qa-target">&lt;img' in view
