@@ -28,6 +28,7 @@ from typing import Any, Iterable
 
 FILE_NAME = "feedback.jsonl"
 MAX_TEXT = 4000  # longest question / answer / correction kept (characters)
+MAX_FILE_BYTES = 64 * 1024 * 1024  # beyond this the file takes no more feedback (a flood from the API cannot fill the disk)
 
 
 class FeedbackError(ValueError):
@@ -83,6 +84,12 @@ class FeedbackStore:
     def _append(self, fb: Feedback) -> None:
         line = json.dumps(fb.to_json(), ensure_ascii=False) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if self.path.stat().st_size + len(line.encode("utf-8")) > MAX_FILE_BYTES:
+                raise FeedbackError(f"the feedback file {self.path.name} is full ({MAX_FILE_BYTES // 1048576} MB): "
+                                    "export it (`assistant feedback --export FILE`) and move it away")
+        except FileNotFoundError:
+            pass
         with self._lock, open(self.path, "a", encoding="utf-8") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:

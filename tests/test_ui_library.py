@@ -344,3 +344,14 @@ def test_library_and_viewer_escape_document_content():
     for out in (table, view):
         assert "<script" not in out and "<img" not in out and "&lt;script&gt;" in out
     assert '<mark class="qa-target">&lt;img' in view
+
+
+def test_feedback_file_is_bounded(tmp_path, monkeypatch):
+    from assistant import feedback
+
+    store = feedback.FeedbackStore(tmp_path / "feedback.jsonl")
+    store.add("up", "Une question ?", {"answer": "Une réponse [1].", "citations": [{"n": 1, "quote": "Une réponse."}]})
+    monkeypatch.setattr(feedback, "MAX_FILE_BYTES", store.path.stat().st_size + 10)
+    with pytest.raises(feedback.FeedbackError, match="is full"):
+        store.add("down", "Une autre question ?", {"answer": "x" * 100})
+    assert len(store.all()) == 1
