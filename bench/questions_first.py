@@ -80,6 +80,30 @@ def question_pool() -> list[str]:
     return out
 
 
+def slicing_cost(embedder, n: int = 256, reps: int = 2) -> dict:
+    """Seconds to encode ``n`` passages in one call and as background work (slices), alternately: the throughput
+    slicing costs an indexing run when nobody asks anything."""
+    from assistant.priority import background
+
+    rng = random.Random(3)
+    words = NOTICE.replace("{", " ").replace("}", " ").split()
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(40, 110))) + f" {i}" for i in range(n)]
+    embedder.encode(texts[:16])
+    one, sliced, slices = [], [], 0
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        embedder.encode(texts)
+        one.append(time.perf_counter() - t0)
+        s0 = embedder.slices
+        t0 = time.perf_counter()
+        with background():
+            embedder.encode(texts)
+        sliced.append(time.perf_counter() - t0)
+        slices = embedder.slices - s0
+    return {"passages": n, "one_call_s": [round(x, 2) for x in one], "sliced_s": [round(x, 2) for x in sliced],
+            "slices": slices, "ratio": round(sum(sliced) / sum(one), 2)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
@@ -108,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = root / "notices"
     write_folder(folder, args.files, args.paras, version=0)
     first = app.index([REPO / "seeds", folder], show_progress=False)
+    cost = slicing_cost(app.embedder)
     demo = create_app(settings, app)
     _, url, _ = launch(demo, settings, host="127.0.0.1", port=free_port(), prevent_thread_lock=True, quiet=True)
     client = Client(url, verbose=False, analytics_enabled=False)
@@ -206,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
 
     summary = {"machine": machine_info(), "rounds": args.rounds, "files": args.files, "paras": args.paras,
                "chunks_indexed_first": first.total, "load_average_1min": {"min": min(loads), "max": max(loads)},
-               "wall_s": round(time.perf_counter() - t_start, 1), "modes": {}}
+               "wall_s": round(time.perf_counter() - t_start, 1), "slicing_cost": cost, "modes": {}}
     ok = True
     for mode in modes:
         res = results[mode]
@@ -234,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
                      f"| {m['indexing_s']['p95']:.3f} s | **{m['p95_ratio']:.2f}×** | {m['idle_s']['n']} / {m['indexing_s']['n']} "
                      f"| {', '.join(f'{x:.1f}' for x in m['reindex_s'])} s "
                      f"| {', '.join(f'{x:.1f}' for x in m['reindex_alone_s'])} s |")
+    lines += ["", f"Slicing alone (no question): {cost['passages']} passages in one call "
+              f"{', '.join(f'{x:.2f}' for x in cost['one_call_s'])} s, as background work in {cost['slices']} slices "
+              f"{', '.join(f'{x:.2f}' for x in cost['sliced_s'])} s ({cost['ratio']:.2f}×)."]
     lines += ["", "Baseline: the previous behaviour (the indexer's encode calls not marked as background work, so each "
               "call of 256 chunks holds the model from start to end); during its re-index fewer questions fit, each "
               "waiting for a whole batch. *Re-index with questions*: the run while the user asks (questions go "
