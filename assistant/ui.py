@@ -683,6 +683,21 @@ class ChatApp:
             (result.indexed if kind_ == "ok" else result.failed).append(row)
         return result
 
+    def refresh_examples_soon(self) -> None:
+        """After the corpus changed: check the new candidate examples in the background (once the model is loaded)."""
+        if not getattr(self.assistant.embedder, "_ready", True):
+            return  # the warm-up thread checks them when the model has loaded
+
+        def run():
+            try:
+                from . import examples
+
+                examples.verify(self.assistant)
+            except Exception:  # noqa: BLE001
+                log.debug("checking the examples failed", exc_info=True)
+
+        threading.Thread(target=run, name="assistant-examples", daemon=True).start()
+
     def warm_up_soon(self) -> None:
         """Load the models in the background, once: called when a page opens, so that they load while the
         visitor types the first question rather than at start-up (which stays fast) or on the first answer."""
@@ -782,6 +797,7 @@ def create_app(settings: Settings | None = None, assistant=None):
                 progress(None if not done else (done, None), desc=f"Embedding passages ({done})", unit="chunks")
 
         result = app.add_files(files, progress=cb)
+        app.refresh_examples_soon()
         if result.failed:
             n = len(result.failed)
             gr.Warning(f"{n} file{' was' if n == 1 else 's were'} not indexed; the reasons are listed under the upload box.")
@@ -822,6 +838,7 @@ def create_app(settings: Settings | None = None, assistant=None):
             info = app.library.remove(document)
         except (LibraryError, StoreError) as err:
             _fail(err)
+        app.refresh_examples_soon()
         return {"removed": info.to_json(), "documents": app.documents()}
 
     def reindex_document(document: str) -> dict:
@@ -872,6 +889,7 @@ def create_app(settings: Settings | None = None, assistant=None):
             return (*library_view(_notice("qa-muted", "choose_first", lang), lang), status_html(app.status()))
         try:
             info = app.library.remove(doc)
+            app.refresh_examples_soon()
             notice = _notice("qa-ok", "removed", lang, name=info.name)
         except Exception as err:  # noqa: BLE001 - shown on the page
             notice = f'<div class="qa-bad">✗ {html.escape(str(err))}</div>'
@@ -884,6 +902,7 @@ def create_app(settings: Settings | None = None, assistant=None):
         try:
             name = next((d["name"] for d in app.documents() if d["id"] == doc), doc)
             report = app.library.reindex(doc)
+            app.refresh_examples_soon()
             if report.failed:
                 notice = f'<div class="qa-bad">✗ {html.escape(name)}: {html.escape(report.failed[0]["error"])}</div>'
             else:
