@@ -79,7 +79,7 @@ class Embedder(Embeddings):
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         self.warm_up()
-        if is_background():
+        if is_background() and PRIORITY.serving:  # indexing in a process that answers questions
             vecs = self._encode_sliced(texts, is_query)
         else:
             with PRIORITY.question(), self._model_lock:

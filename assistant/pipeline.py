@@ -64,6 +64,7 @@ class Assistant:
     def __init__(self, settings: Settings | None = None, embedder=None, cache: VectorCache | None = None):
         self.settings = settings or Settings.from_env()
         self.embedder = embedder or make_embedder(self.settings)
+        PRIORITY.serve()  # this process answers questions: its indexing runs give way to them
         self.store = ChunkStore(self.settings, self.embedder)
         self.lexical = LexicalIndex(self.store)
         from .lexicon import Lexicon

@@ -4,9 +4,11 @@ The embedding model uses every core, and one process shares one model between th
 an indexing run (an upload, a re-index). An indexing run embeds hundreds of chunks at a time: had it held the model
 for a whole batch (seconds), a *new* question - its vector not cached - would wait for all of it. So:
 
-* work done inside :func:`background` (the indexer marks its thread) is **background work**: the embedder
-  encodes it in short slices (:data:`SLICE_SECONDS` of model time each, sized from the measured speed) and
-  takes the model for each slice only when no question is being answered (``yield_to_questions``);
+* work done inside :func:`background` (the indexer marks its thread) is **background work**: in a process that
+  answers questions (``PRIORITY.serve()``, called by every ``Assistant``) the embedder encodes it in short
+  slices (:data:`SLICE_SECONDS` of model time each, sized from the measured speed) and takes the model for
+  each slice only when no question is being answered (``yield_to_questions``); a process that only indexes
+  keeps whole batches;
 * a **question** (:meth:`Priority.question`, entered by ``Assistant.ask``/``stream`` and by every foreground
   ``encode``) is counted while it runs; background work waits at its next checkpoint (the next slice, the next
   file to read) until no question is running, at most :data:`MAX_WAIT` seconds at a time, so a continuous stream
@@ -54,6 +56,9 @@ class Priority:
         self.max_wait = MAX_WAIT if max_wait is None else max_wait
         self._cond = threading.Condition(threading.Lock())
         self._questions = 0
+        # set once this process can answer questions (an Assistant exists): only then is background work sliced; a
+        # process that only indexes (``assistant index``) keeps the full batches and their throughput
+        self.serving = False
         self.waits = 0  # checkpoints that waited for a question (for tests and the benchmark)
         self.waited_s = 0.0
 
@@ -77,6 +82,10 @@ class Priority:
                     self._questions -= 1
                     if not self._questions:
                         self._cond.notify_all()
+
+    def serve(self) -> None:
+        """This process answers questions: slice background work from now on."""
+        self.serving = True
 
     @property
     def questions(self) -> int:

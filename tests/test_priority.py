@@ -60,7 +60,8 @@ class Spy:
         return True
 
 
-def test_background_encode_is_sliced_and_a_question_is_served_between_slices(embedder):
+def test_background_encode_is_sliced_and_a_question_is_served_between_slices(embedder, monkeypatch):
+    monkeypatch.setattr(PRIORITY, "serving", True)  # as in a process with an Assistant
     texts = [PASSAGE.format(i=i, y=1600 + i) for i in range(240)]
     whole = embedder.encode(texts)  # one foreground call: one forward pass over everything
     out: dict = {}
@@ -197,3 +198,13 @@ def test_a_question_is_not_held_by_the_lexicon_growing(tmp_path, settings_factor
     assert any(e[0] == "bg" and e[1] > answered for e in spy.events)
     assert not ans.abstained and "1,3 milliard" in ans.answer
     assert app.lexicon.load() and len(app.lexicon) == before + len(words)  # the new words are live after
+
+
+def test_a_process_that_only_indexes_keeps_whole_batches(embedder, monkeypatch):
+    """``assistant index`` answers no question: its encode calls are not sliced (full batches, full throughput)."""
+    monkeypatch.setattr(PRIORITY, "serving", False)
+    texts = [PASSAGE.format(i=i, y=1800 + i) for i in range(40)]
+    with Spy(embedder) as spy:
+        with background():
+            embedder.encode(texts)
+    assert [(e[0], e[3]) for e in spy.events] == [("bg", 40)]
