@@ -1,4 +1,4 @@
-"""Browser chat (Gradio 6): ask in English or French, read cited answers, add documents.
+"""Browser chat (Gradio 6): ask in English or French, read cited answers, add, list and remove documents, rate answers.
 
 ``python app.py`` / ``assistant serve`` call :func:`serve`; tests build the app
 with :func:`create_app` and start it with :func:`launch`.
@@ -17,6 +17,10 @@ API (``gradio_client``), see docs/ui.md:
 * ``/chat``   (message, history, k, backend) -> streams (history, sources HTML)
 * ``/upload`` (files) -> (report HTML, status HTML, report JSON)
 * ``/status`` () -> index status JSON
+* ``/documents`` () -> the library; ``/remove_document``, ``/reindex_document`` (document id or source);
+  ``/document`` (document, chunk_id) -> the document's text and the chunk's place in it (assistant.library)
+* ``/feedback`` (question, answer JSON, "up"/"down", correction, history) -> stored feedback (assistant.feedback)
+* ``/export`` (chat history) -> the conversation as Markdown (assistant.conversation)
 """
 import hashlib
 import html
@@ -44,12 +48,7 @@ log = logging.getLogger("assistant.ui")
 
 TITLE = "Document Q&A"
 QUEUE_MAX_SIZE = 64  # requests waiting beyond this get "queue full" instead of waiting forever
-EXAMPLES = [
-    "How much did Morocco allocate to startups?",
-    "Quel montant le Maroc a-t-il mobilisé pour les startups ?",
-    "Who did the minister meet at the Web Summit Qatar?",
-    "What is the capital of France?",
-]
+# example questions come from the indexed corpus (assistant/examples.py; seeds/.examples for the demo)
 SOURCES_PLACEHOLDER = '<div class="qa-muted">The sources of the latest answer appear here: file, location and the passage with the cited sentence highlighted.</div>'
 SOURCES_SEARCHING = '<div class="qa-muted">Searching the documents…</div>'
 
