@@ -36,7 +36,8 @@ if __package__ in (None, ""):  # python bench/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "bench"
 
-from bench.common import (REPO, WORK, Child, dir_size_mb, free_port, load_questions, log, machine_info,
+from bench.common import (REPO, WARMUP_QUESTIONS, WORK, Child, dir_size_mb, free_port, load_questions, log,
+                          machine_info, summary_ms,
                           profile_shares, run_task, wait_quiet)
 
 BUILD_VERSION = "1"
@@ -305,7 +306,9 @@ class Bench:
                         timeout=3 * 3600)
 
     # ------------------------------------------------------------------ 7. start-up
-    def startup(self, label: str, model: str) -> dict:
+    def startup(self, label: str, model: str, questions: bool = False) -> dict:
+        """``python app.py`` on a built index: time to ready and first answers; with ``questions``, also every
+        question of bench/questions through ``gradio_client`` (``/ask``), each asked once (new to the app)."""
         idx = self.work / "idx" / f"{label}-{model}"
         port = free_port()
         env = {"ASSISTANT_INDEX_DIR": str(idx), "ASSISTANT_DOCS_DIR": self.subsets[label]["folder"],
@@ -328,6 +331,19 @@ class Bench:
             out["second_answer_ms"] = round((time.perf_counter() - t) * 1000, 1)
             st = _gradio_call(base, "status", [])
             out["chunks"] = st.get("chunks") if isinstance(st, dict) else None
+            if questions:
+                from gradio_client import Client
+
+                client = Client(base, verbose=False)
+                qs = [q for q in load_questions(self.args.questions) if q not in WARMUP_QUESTIONS]
+                for q in WARMUP_QUESTIONS:
+                    client.predict(q, None, None, None, api_name="/ask")
+                lat = []
+                for q in qs:
+                    t = time.perf_counter()
+                    client.predict(q, None, None, None, api_name="/ask")
+                    lat.append((time.perf_counter() - t) * 1000)
+                out["ask_api_ms"] = summary_ms(lat)
             out["first_answer_abstained"] = bool(first.get("abstained")) if isinstance(first, dict) else None
             out["rss_mb"] = child.vm_hwm_mb()
         finally:
@@ -384,6 +400,7 @@ class Bench:
         self.step("textbook", self.textbook)
         self.step("reindex:ingest", self.reindex, "ingest", "e5-small")
         self.step("serve:ingest-e5", self.serve, "ingest", "e5-small")
+        self.step("app:ingest-e5", self.startup, "ingest", "e5-small", True)
         for label in sizes:  # then each size: build (cached) and measure
             self.step(f"build:{label}", lambda l=label: _build_row(self.build(l, "use")))
             self.step(f"serve:{label}", self.serve, label, "use")
