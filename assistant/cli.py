@@ -169,7 +169,14 @@ def cmd_ask(args, settings: Settings) -> int:
         print(f"\n[retrieve {answer.timings_ms.get('retrieve', 0):.0f} ms, answer {answer.timings_ms.get('answer', 0):.0f} ms]")
         if answer.debug:
             print(f"abstained: {answer.debug}")
-        cand = getattr(assistant.extractive, "last_candidates", None)
+        scored = getattr(assistant.extractive, "last_scored", None)  # the fitted reader (ASSISTANT_READER=fitted)
+        if scored:
+            print(f"confidence {answer.confidence}; no-answer {answer.no_answer}")
+            for c in sorted(scored, key=lambda c: -c.p)[:5]:
+                f = c.features
+                print(f"  p={c.p:.3f} cos={f.get('cos', 0):.3f} coverage={f.get('cov_lex', 0):.2f} "
+                      f"passage={c.rank + 1}  {c.text[:100]}")
+        cand = None if scored else getattr(assistant.extractive, "last_candidates", None)
         if cand:
             terms, kind, cands = cand
             print(f"expected answer: {kind or 'any'}; key terms: " + ", ".join(f"{t.surface}({t.weight:g})" for t in terms))
