@@ -167,3 +167,31 @@ def test_folder_tokenizer_matches_transformers():
     for n in (512, 16):
         assert ours(texts, truncation=True, max_length=n)["input_ids"] == ref(texts, truncation=True, max_length=n)["input_ids"]
     assert max(len(x) for x in ours(texts, max_length=512)["input_ids"]) == 512
+
+
+def test_onnx_session_uses_its_cached_optimised_graph_and_survives_a_damaged_one(tmp_path):
+    """The optimised graph is cached beside the model; a later session loads it (same vectors), and a damaged
+    cached file is not fatal (the session optimises in memory)."""
+    pytest.importorskip("onnxruntime")
+    import shutil
+
+    from assistant.engines import make_engine, onnx_model
+    from assistant.packaged_models import e5_small_folder
+
+    src = e5_small_folder()
+    onnx_model(src, quantized=True)  # exported once (shared with the other tests), then copied without its cache
+    folder = tmp_path / "e5"
+    shutil.copytree(src, folder, ignore=shutil.ignore_patterns("*.opt-*", "*.lock", "model.onnx", "model.safetensors"))
+    (folder / "model.safetensors").symlink_to(src / "model.safetensors")
+    ids = [[0, 100, 200, 300, 2], [0, 5, 6, 7, 8, 9, 10, 2]]
+    first = make_engine("onnx-int8", folder, 2, 8192)
+    first.load()
+    cached = list((folder / "onnx-v1").glob("model-int8-rows.opt-*.onnx"))
+    assert len(cached) == 1
+    again = make_engine("onnx-int8", folder, 2, 8192)
+    again.load()
+    assert np.array_equal(first.pooled(ids), again.pooled(ids))
+    cached[0].write_bytes(b"not an onnx graph")
+    damaged = make_engine("onnx-int8", folder, 2, 8192)
+    damaged.load()
+    assert np.allclose(first.pooled(ids), damaged.pooled(ids), atol=1e-6)
