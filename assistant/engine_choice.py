@@ -29,7 +29,7 @@ from .offline import cache_root
 
 log = logging.getLogger(__name__)
 
-CHOICE_VERSION = "1"
+CHOICE_VERSION = "2"  # 2: ONNX engines batch (padded, <= 1024 tokens)
 MIN_COSINE = 0.999  # vectors of an engine vs torch fp32, worst text of the sample
 MIN_BATCH_COSINE = 0.9999  # a text alone vs the same text inside the sample
 PROBE_LIMIT_S = 0.5  # a 3-token text; the healthy engines take 3-30 ms
