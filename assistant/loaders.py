@@ -341,6 +341,24 @@ def _load_md(data: bytes, deadline: Deadline = _NO_DEADLINE) -> tuple[list[_Para
 
 
 # --------------------------------------------------------------------------- html
+_TRAF_CONFIG = None
+
+
+def _trafilatura_config():
+    """trafilatura's defaults, except its own size cap (20,000,000 characters), which silently returned nothing
+    for pages between that and our MAX_HTML_BYTES: the pages we accept are the pages it reads."""
+    global _TRAF_CONFIG
+    if _TRAF_CONFIG is None:
+        from copy import deepcopy
+
+        from trafilatura.settings import DEFAULT_CONFIG
+
+        cfg = deepcopy(DEFAULT_CONFIG)
+        cfg.set("DEFAULT", "max_file_size", str(MAX_HTML_BYTES + 1))
+        _TRAF_CONFIG = cfg
+    return _TRAF_CONFIG
+
+
 def _load_html(data: bytes, deadline: Deadline = _NO_DEADLINE) -> tuple[list[_Para], str]:
     if len(data) > MAX_HTML_BYTES:
         raise LoadError(f"HTML page over {MAX_HTML_BYTES // (1024 * 1024)} MB")
@@ -348,17 +366,22 @@ def _load_html(data: bytes, deadline: Deadline = _NO_DEADLINE) -> tuple[list[_Pa
     import trafilatura
 
     md = trafilatura.extract(html, output_format="markdown", include_tables=True, include_comments=False,
-                             include_links=False, include_images=False, deduplicate=False)
+                             include_links=False, include_images=False, deduplicate=False,
+                             config=_trafilatura_config())
     deadline.check()
     if not md or len(md.strip()) < 20:
         # very short pages: trafilatura's precision filters may drop everything
         md = trafilatura.extract(html, output_format="markdown", include_tables=True, include_comments=False,
-                                 favor_recall=True)
+                                 favor_recall=True, config=_trafilatura_config())
     deadline.check()
     if not md:
         from trafilatura import baseline
 
         _, md, _ = baseline(html)
+    if not (md or "").strip():
+        # lxml (under trafilatura) drops a page with a text node over 10 MB ("discarding data"): read its text
+        # with the standard library's parser, which has no such limit and is linear
+        md = _html_text(html, deadline)
     title = ""
     try:
         meta = trafilatura.extract_metadata(html)
@@ -367,6 +390,43 @@ def _load_html(data: bytes, deadline: Deadline = _NO_DEADLINE) -> tuple[list[_Pa
         pass
     deadline.check()
     return [_soft_unwrap(p) for p in markdown_paragraphs(_clean(md or ""), deadline=deadline)], title
+
+
+def _html_text(html: str, deadline: Deadline = _NO_DEADLINE) -> str:
+    """The visible text of a page by ``html.parser`` (blocks become paragraphs; script/style dropped)."""
+    from html.parser import HTMLParser
+
+    blocks = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article", "td", "pre"}
+
+    class _Text(HTMLParser):
+        def __init__(self):
+            super().__init__(convert_charrefs=True)
+            self.parts: list[str] = []
+            self.skip = 0
+
+        def handle_starttag(self, tag, attrs):
+            if tag in ("script", "style", "noscript", "template"):
+                self.skip += 1
+            elif tag in blocks:
+                self.parts.append("\n\n")
+
+        def handle_endtag(self, tag):
+            if tag in ("script", "style", "noscript", "template") and self.skip:
+                self.skip -= 1
+            elif tag in blocks:
+                self.parts.append("\n\n")
+
+        def handle_data(self, data):
+            if not self.skip:
+                self.parts.append(data)
+
+    parser = _Text()
+    step = 1 << 20
+    for i in range(0, len(html), step):  # fed in 1 MB pieces: the file's time budget is checked between them
+        deadline.check()
+        parser.feed(html[i:i + step])
+    parser.close()
+    return "".join(parser.parts)
 
 
 # A line break and the spaces around it. The look-behind makes a match start where a run of spaces starts (as the

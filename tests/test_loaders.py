@@ -136,3 +136,20 @@ def test_discover_skips_hidden_and_unsupported(tmp_path):
     files, ignored = discover([tmp_path])
     assert [f.name for f in files] == ["a.txt", "c.MD"]
     assert [f.name for f in ignored] == ["img.png"]
+
+
+def test_html_with_a_text_node_over_lxml_limit_is_read():
+    """lxml (trafilatura) drops a page whose one text node is over 10 MB; the loader reads its text anyway
+    (it was reported "no extractable text": a silent loss of a whole page)."""
+    import random
+
+    from assistant.loaders import DocumentLoader
+
+    rnd = random.Random(0)
+    words = "le port de brest accueille chaque ete une grande fete maritime".split()
+    body = " ".join(rnd.choice(words) for _ in range(2_000_000))  # ~11.5 MB in one <p>
+    html = ("<html><head><script>var secret = 1;</script></head><body><p>" + body
+            + "</p><p>Le phare de Kerlédan guide les navires.</p></body></html>").encode()
+    doc = DocumentLoader().run("page.html", data=html)
+    assert len(doc.text) > 11_000_000 and "Le phare de Kerlédan guide les navires." in doc.text
+    assert "secret" not in doc.text
