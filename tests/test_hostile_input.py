@@ -224,8 +224,6 @@ def hostile_folder(folder: Path) -> dict[str, str]:
     put("program.md", b"\x7fELF\x02\x01\x01" + rnd.randbytes(4000), "binary")
     put("random.html", rnd.randbytes(5000), "binary")
     put("utf16-garbage.txt", b"\xff\xfe" + rnd.randbytes(3000), "binary")
-    put("nested.html", b"<html><body>" + b"<div>" * 100_000 + b"Texte profond." + b"</div>" * 100_000 + b"</body></html>",
-        "no extractable text")
     put("huge.html", b"<html><body>" + b"<p>" + b"grand " * (21 * 1024 * 1024 // 6) + b"</p></body></html>", "HTML page over 20 MB")
     put("over-limit.txt", b"a" * (26 * 1024 * 1024), "over the 26 MB limit")
     put("empty.txt", b"", "empty file")
@@ -241,8 +239,6 @@ def hostile_folder(folder: Path) -> dict[str, str]:
     os.symlink("loop.txt", folder / "loop.txt")
     bad["loop.txt"] = "cannot read"
     os.symlink("loopdir", folder / "loopdir")  # a folder symlink loop: not descended into
-    put("deep20k.html", ("<html><body>" + "<div>" * 20_000 + "Tout au fond de la page, le phare de Penmarc'h veille."
-                         + "</div>" * 20_000 + "</body></html>").encode(), "no extractable text")
     pathological_files(folder)
     latin1 = os.fsencode(str(folder)) + b"/caf\xe9.txt"  # a Latin-1 file name from an old archive
     with open(latin1, "wb") as fh:
@@ -255,7 +251,10 @@ def hostile_folder(folder: Path) -> dict[str, str]:
 PATHOLOGICAL = {"repeated-word.txt": "a 2 MB single line of one repeated word",
                 "one-word.txt": "a 2 MB single \"word\"",
                 "cjk.txt": "2 MB of CJK text without spaces",
-                "pages2000.pdf": "a 2,000-page PDF (reportlab)"}
+                "pages2000.pdf": "a 2,000-page PDF (reportlab)",
+                "nested.html": "HTML nested 100,000 deep",
+                "deep20k.html": "HTML nested 20,000 deep"}
+DEEP = "Tout au fond de la page, le phare de Penmarc'h veille."
 KERJEAN = "Feuillet 1234 : le phare de Kerjean mesure 41 mètres de haut et fut allumé en 1882."
 
 
@@ -266,6 +265,11 @@ def pathological_files(folder: Path) -> None:
     pages = ["Registre des marées du port de Kerity, feuillet ordinaire sans observation particulière."] * 2000
     pages[1233] = KERJEAN
     make_pdf(folder / "pages2000.pdf", pages)
+    # too deep for lxml (trafilatura drops them): read by the standard library's parser, their text indexed
+    (folder / "nested.html").write_bytes(b"<html><body>" + b"<div>" * 100_000 + b"Texte profond." + b"</div>" * 100_000
+                                         + b"</body></html>")
+    (folder / "deep20k.html").write_text("<html><body>" + "<div>" * 20_000 + DEEP + "</div>" * 20_000 + "</body></html>",
+                                         encoding="utf-8")
 
 
 @pytest.mark.slow
@@ -293,6 +297,10 @@ def test_hostile_files_are_skipped_with_a_reason_and_the_rest_indexed(tmp_path, 
     chunks = {Path(k).name: r.chunk_ids for k, r in Manifest(settings.index_path / "manifest.sqlite3").files().items()}
     assert all(len(chunks[name]) >= 1 for name in PATHOLOGICAL), {n: len(chunks.get(n, [])) for n in PATHOLOGICAL}
     assert len(chunks["pages2000.pdf"]) == 2000  # one chunk per page: chunks never span two pages
+    from assistant.store import ChunkStore
+
+    deep_texts = [doc for doc, _ in ChunkStore(settings, embedder).get(chunks["deep20k.html"]).values()]
+    assert any(DEEP in t for t in deep_texts), deep_texts  # the sentence at the bottom of 20,000 <div>s
     # thousands of chunks of a few distinct texts (a repeated word, one letter, a periodic text, identical pages)
     assert report.embedded < 200, report.embedded
     report.summary()  # printable, even with a non-UTF-8 name
