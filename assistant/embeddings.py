@@ -163,6 +163,12 @@ class TransformerEmbedder(Embedder):
         from .engines import load_tokenizer, make_engine
 
         self.tokenizer = load_tokenizer(self.path)
+
+        def loaded(engine_name: str):
+            engine = make_engine(engine_name, self.path, self.threads, self.batch_tokens)
+            engine.load()
+            return engine
+
         engine = None
         name = self.engine_name
         if name == "auto":
@@ -170,8 +176,7 @@ class TransformerEmbedder(Embedder):
             name = self.choice.engine
         if engine is None:
             try:
-                engine = make_engine(name, self.path, self.threads, self.batch_tokens)
-                engine.load()
+                engine = loaded(name)
             except Exception as err:  # noqa: BLE001
                 if not (self.choice and self.choice.cached):
                     raise
@@ -181,9 +186,7 @@ class TransformerEmbedder(Embedder):
                 self.choice, engine = choose(self.path, self.threads, self.tokenizer, self.candidates,
                                              self.batch_tokens)
                 name = self.choice.engine
-                if engine is None:
-                    engine = make_engine(name, self.path, self.threads, self.batch_tokens)
-                    engine.load()
+                engine = engine or loaded(name)  # None only when another process measured meanwhile
         self.engine = engine
         self.engine_name = name
         self.dim = int(engine.dim)

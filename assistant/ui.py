@@ -40,6 +40,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no teleme
 from .citations import format_location, highlight_html  # noqa: E402
 from .config import Settings  # noqa: E402
 from .loaders import SUPPORTED, kind_of  # noqa: E402
+from .offline import file_sha256  # noqa: E402
 from .schema import Answer  # noqa: E402
 from .ui_i18n import language, request_language, tr  # noqa: E402
 from .ui_panels import OPEN_JS  # noqa: E402
@@ -406,14 +407,6 @@ def _upload_name(item: Any) -> tuple[Path | None, str]:
     return (Path(p) if p else None), str(getattr(item, "orig_name", None) or (Path(p).name if p else ""))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def store_upload(src: Path, name: str, uploads: Path) -> tuple[Path, bool]:
     """Copy ``src`` into ``uploads`` as ``name`` (suffixed on a clash); returns (path, created).
 
@@ -422,13 +415,13 @@ def store_upload(src: Path, name: str, uploads: Path) -> tuple[Path, bool]:
     uploads.mkdir(parents=True, exist_ok=True)
     root = uploads.resolve()
     stem, ext = os.path.splitext(name)
-    digest = _sha256(src)
+    digest = file_sha256(src)
     for i in range(1, 1000):
         candidate = root / (name if i == 1 else f"{stem}-{i}{ext}")
         if candidate.resolve().parent != root or candidate.is_symlink():
             raise ValueError("refused: file name escapes the uploads folder")
         if candidate.exists():
-            if candidate.is_file() and _sha256(candidate) == digest:
+            if candidate.is_file() and file_sha256(candidate) == digest:
                 return candidate, False
             continue
         try:  # O_EXCL: claims the name atomically, even against a concurrent upload; never follows a link

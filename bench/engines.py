@@ -48,13 +48,19 @@ SLOW = 0.2
 MIN_COSINE = 0.999
 
 
+def speeds(res: dict) -> tuple[float, float, float | None]:
+    """Passages/s of the default engine, of the fastest one and of the textbook encode (None if not measured)."""
+    eng = res["engines"]
+    default = eng.get(res["default_engine"], {}).get("best", {}).get("chunks_per_s", 0.0)
+    textbook = next((v["best"]["chunks_per_s"] for k, v in eng.items() if k.startswith("textbook")), None)
+    return default, eng[res["fastest_engine"]]["best"]["chunks_per_s"], textbook
+
+
 def check(res: dict) -> tuple[list[str], list[str]]:
     """(failures, engines slow here) of one cap's result."""
     eng = res["engines"]
     fails, slow = [], []
-    fastest = eng[res["fastest_engine"]]["best"]["chunks_per_s"]
-    default = eng.get(res["default_engine"], {}).get("best", {}).get("chunks_per_s", 0.0)
-    textbook = next((v["best"]["chunks_per_s"] for k, v in eng.items() if k.startswith("textbook")), None)
+    default, fastest, textbook = speeds(res)
     if default < DEFAULT_VS_FASTEST * fastest:
         fails.append(f"default {res['default_engine']} {default:.1f}/s < {DEFAULT_VS_FASTEST} x fastest "
                      f"{res['fastest_engine']} {fastest:.1f}/s")
@@ -110,10 +116,8 @@ def render(runs: dict, machine: dict, n: int, source: str) -> str:
     lines += ["", "| cap | default (auto) | fastest | default / fastest | default / textbook | slow here (< 0.2x) | checks |",
               "|---|---|---|---|---|---|---|"]
     for cap, r in runs.items():
-        eng = r["engines"]
-        d = eng.get(r["default_engine"], {}).get("best", {}).get("chunks_per_s", 0.0)
-        f = eng[r["fastest_engine"]]["best"]["chunks_per_s"]
-        t = next((v["best"]["chunks_per_s"] for k, v in eng.items() if k.startswith("textbook")), float("nan"))
+        d, f, t = speeds(r)
+        t = float("nan") if t is None else t
         fails, slow = check(r)
         lines.append(f"| {cap} | {r['default_engine']} | {r['fastest_engine']} | {d / f:.2f} | {d / t:.2f} | "
                      f"{', '.join(slow) or '-'} | {'; '.join(fails) or 'ok'} |")

@@ -9,22 +9,9 @@ from pathlib import Path
 import pytest
 
 from .conftest import FAQ_QUESTIONS
-from .test_ui_browser import ANSWER_TIMEOUT, CHROMIUM, CHROMIUM_ARGS, ask, wait_for_sources
+from .test_ui_browser import ANSWER_TIMEOUT, ask, chromium, wait_for_sources  # noqa: F401 - chromium: the fixture
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} not installed (apt-get install -y chromium chromium-driver)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture()
