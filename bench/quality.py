@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import pickle
 import statistics
 import sys
@@ -82,12 +83,19 @@ def variant_assistant(variant: str, files: list[Path], embedder=None, cache=None
 
     folder = QWORK / f"{variant}-{len(files)}"
     docs = folder / "docs"
-    if not docs.is_dir() or len(list(docs.iterdir())) != len(files):
+    # paths relative to the files' common folder: a variant made of several books holds several index.html
+    if len({f.name for f in files}) == len(files):
+        links = {docs / f.name: f for f in files}
+    else:
+        root = Path(os.path.commonpath([str(f.parent) for f in files]))
+        links = {docs / f.relative_to(root): f for f in files}
+    if not docs.is_dir() or sum(1 for p in docs.rglob("*") if p.is_symlink()) != len(links):
         docs.mkdir(parents=True, exist_ok=True)
-        for old in docs.iterdir():
-            old.unlink()
-        for f in files:
-            (docs / f.name).symlink_to(f.resolve())
+        for old in sorted(docs.rglob("*"), reverse=True):
+            old.unlink() if old.is_symlink() or old.is_file() else old.rmdir()
+        for link, f in links.items():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(f.resolve())
     settings = Settings.from_env().replace(docs_dir=str(docs), index_dir=str(folder / "index"))
     a = Assistant(settings, embedder=embedder, cache=cache)
     t0 = time.perf_counter()
