@@ -386,6 +386,7 @@ class Candidate:
     focus_ok: bool = True
     phrase_ok: bool = False
     neighbours: set = field(default_factory=set)  # words of the previous and next sentences of the same passage
+    heading: bool = False  # a question heading of a FAQ ("Comment résilier mon contrat ?"): context, never the quote
 
 
 class ExtractiveAnswerer:
@@ -449,7 +450,7 @@ class ExtractiveAnswerer:
         missing_names += [t for t in terms if t.rare and not t.proper and t.weight >= 1.0
                           and not self._credit(t, context_words, trans) and not self._in_corpus(t)]
         best = max(cands, key=lambda c: c.score)
-        usable = [c for c in cands if c.type_ok and not c.injected and c.coverage >= self.threshold]
+        usable = [c for c in cands if c.type_ok and not c.injected and not c.heading and c.coverage >= self.threshold]
         attribute = [t for t in terms if t.focus and t.key in _ATTRIBUTES]
         if attribute and kind in (None, COUNT):
             usable = [c for c in usable if c.focus_ok]
@@ -476,6 +477,10 @@ class ExtractiveAnswerer:
         answer.answer = text
         answer.abstained = False
         answer.citations = citations
+        if kind in (AMOUNT, COUNT, DATE):  # the few words that answer, for the page to show first ("1994")
+            from .reader import short_span
+
+            answer.short_answer = short_span(question, chosen[0].quote.text) or None
         answer.timings_ms["answer"] = (time.perf_counter() - t0) * 1000
         answer.note = ""
         return answer
@@ -512,6 +517,7 @@ class ExtractiveAnswerer:
                 if not text.lstrip().startswith("|"):  # table rows are separate records, not running text
                     cand.neighbours = {w for sp in (prev_s, next_s) if sp for w in words_of(ch.text[sp[0]:sp[1]])}
                 cand.injected = any(a <= s < b for a, b in tainted) or bool(_INJECTION.search(fold_accents(text)))
+                cand.heading = question_heading(ch.text, s, e, (ch.metadata or {}).get("section", ""))
                 out.append(cand)
         return out
 
@@ -618,6 +624,26 @@ class ExtractiveAnswerer:
             if c.injected:
                 c.score -= 1.0
         return trans
+
+
+_ASKS = re.compile(r"[?？]\s*[»\"”’)*_]*\s*$")
+_HEADING_LEAD = re.compile(r"\s*(?:[#>*_\-•]+\s*)*(?:(?:\d+[.)]|Q\s*\d*\s*[:.)-]|Question\s*\d*\s*:)\s*)?[*_]*", re.I)
+
+
+def question_heading(text: str, start: int, end: int, section: str = "") -> bool:
+    """Is ``text[start:end]`` a question standing as a heading: a line of its own that asks ("## Comment résilier
+    mon contrat ?", "Q: How do I cancel?"), or the passage's section title when it asks? In a FAQ its answer is the
+    paragraph below; the question itself never answers (it still lends its words to the next sentence)."""
+    sentence = text[start:end].strip()
+    if not _ASKS.search(sentence):
+        return False
+    if section and " ".join(sentence.split()) == " ".join(str(section).split()):
+        return True
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    before = text[line_start:start]
+    after = text[end:] if line_end < 0 else text[end:line_end]
+    return _HEADING_LEAD.fullmatch(before) is not None and not after.strip()
 
 
 _DEMONSTRATIVE = re.compile(r"\b(?:that|this|these|those|the same|ce|cet|cette|ces|ledit|ladite)\s+([^\W\d_][\w'-]*)", re.I)
