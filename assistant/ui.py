@@ -37,12 +37,12 @@ from typing import Any, Callable, Iterator
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no telemetry calls
 
-from .citations import format_location, highlight_html  # noqa: E402
+from .citations import highlight_html  # noqa: E402
 from .config import Settings  # noqa: E402
 from .loaders import SUPPORTED, kind_of  # noqa: E402
 from .offline import file_sha256  # noqa: E402
 from .schema import Answer  # noqa: E402
-from .ui_i18n import language, request_language, tr  # noqa: E402
+from .ui_i18n import language, number, request_language, tr  # noqa: E402
 from .ui_panels import OPEN_JS  # noqa: E402
 
 log = logging.getLogger("assistant.ui")
@@ -197,6 +197,18 @@ def _highlight(citation, short: str) -> str:
     return (html.escape(passage[:start]) + "<mark>" + inner + "</mark>" + html.escape(passage[end:])).replace("\n\n", "<br><br>")
 
 
+def location_text(loc: dict) -> str:
+    """A citation's location in the page's language: "page 2, section “FAQ”, paragraph 3" (as citations.format_location)."""
+    parts = []
+    if "page" in loc:
+        parts.append(tr("loc_page", page=loc["page"]))
+    if loc.get("section"):
+        parts.append(tr("loc_section", section=loc["section"]))
+    if "paragraph" in loc:
+        parts.append(tr("loc_paragraph", n=loc["paragraph"]))
+    return ", ".join(parts)
+
+
 def _open_button(c) -> str:
     loc = c.location or {}
     start = loc.get("char_start", -1)
@@ -224,7 +236,7 @@ def sources_html(answer: Answer, openable: bool = True) -> str:
     parts = ['<div class="qa-sources">']
     for c in answer.citations:
         name, path = _file_label(c.source)
-        loc = format_location(c.location or {})
+        loc = location_text(c.location or {})
         lang = source_language(c)
         lang_tag = (f' <span class="qa-lang-tag">{html.escape(tr(f"lang_{lang}") if lang in LANGUAGE_NAMES else lang)}</span>'
                     if asked and lang != asked else "")
@@ -244,7 +256,7 @@ def _meta_html(answer: Answer) -> str:
     bits = []
     label, x = confidence(answer)
     if label:
-        title = f' title="confidence {x:.2f}"' if x is not None else ""
+        title = f' title="{html.escape(tr("confidence_title", x=number(x)), quote=True)}"' if x is not None else ""
         bits.append(f'<span class="qa-conf qa-conf-{label}"{title}>{html.escape(tr("confidence", label=tr(label)))}</span>')
     note = _lang_note(answer)
     if note:
@@ -269,7 +281,14 @@ def answer_message(answer: Answer) -> str:
                          f"{html.escape(answer.answer)}{_note_html(answer)}</div>")
     text = md_escape(answer.answer)
     short = short_answer(answer)
-    if short:  # the few words that answer, first, in bold (clean_history drops this line again)
+    lead = f"**{short}**"
+    if short and answer.answer.startswith(lead):
+        # the answerer already leads with the short answer in bold ("**span** [1] — « … »"): ours, not the
+        # document's, so it stays bold; the rest is escaped (and clean_history gives back answer.answer)
+        rest = answer.answer[len(lead):]
+        space = rest[:len(rest) - len(rest.lstrip(" "))]  # md_escape drops a line's leading spaces
+        text = f"**{md_escape(short)}**{space}" + md_escape(rest.lstrip(" "))
+    elif short:  # the few words that answer, first, in bold (clean_history drops this line again)
         text = f"**{md_escape(short)}**\n\n{text}"
     extra = _meta_html(answer) + _note_html(answer)
     if answer.citations:
@@ -289,18 +308,25 @@ def error_message(title: str, detail: str) -> str:
     return _one_line(f'<div class="qa-error"><strong>⚠ {html.escape(title)}</strong><br>{html.escape(detail)}</div>')
 
 
-def _count(n: Any, noun: str) -> str:
+def _count(n: Any, key: str) -> str:
     n = int(n or 0)
-    return f"<b>{n}</b> {noun}{'' if n == 1 else 's'}"
+    return html.escape(tr(key + ("_1" if n == 1 else ""), n="\x00")).replace("\x00", f"<b>{n}</b>")
 
 
-def status_html(status: dict) -> str:
+def status_html(status: dict, lang: str | None = None) -> str:
+    """The index status line (documents, chunks, embedding model, degraded notes), in ``lang`` (default: the current)."""
+    if lang is not None:
+        with language(lang):
+            return status_html(status)
     if status.get("error"):
-        return f'<div class="qa-status qa-status-error">Index unavailable: {html.escape(str(status["error"]))}</div>'
+        return (f'<div class="qa-status qa-status-error">'
+                f'{html.escape(tr("index_unavailable", error=str(status["error"])))}</div>')
+    model = tr("embedding_model", model="\x00")
+    model = html.escape(model).replace("\x00", f'<code>{html.escape(str(status.get("embedding_model", "?")))}</code>')
     return ('<div class="qa-status">'
-            f'<span>{_count(status.get("documents", 0), "document")}</span> · '
-            f'<span>{_count(status.get("chunks", 0), "chunk")}</span> · '
-            f'<span>embedding model <code>{html.escape(str(status.get("embedding_model", "?")))}</code></span>'
+            f'<span>{_count(status.get("documents", 0), "n_documents")}</span> · '
+            f'<span>{_count(status.get("chunks", 0), "n_chunks")}</span> · '
+            f'<span>{model}</span>'
             + "".join(f'<div class="qa-status-degraded">⚠ {html.escape(str(d))}</div>' for d in status.get("degraded") or [])
             + '</div>')
 
@@ -366,18 +392,33 @@ class UploadResult:
     report: dict | None = None
 
     def to_json(self) -> dict:
-        return {"indexed": self.indexed, "failed": self.failed, "report": self.report}
+        def public(rows: list[dict]) -> list[dict]:
+            return [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
 
-    def to_html(self) -> str:
+        return {"indexed": public(self.indexed), "failed": public(self.failed), "report": self.report}
+
+    def to_html(self, lang: str | None = None) -> str:
+        """The per-file report, in ``lang`` (default: the current language); the reasons the app itself gives are
+        translated (``_msg``: key and values), those of the readers are shown as they are."""
+        if lang is not None:
+            with language(lang):
+                return self.to_html()
+
+        def reason(f: dict) -> str:
+            msg = f.get("_msg")
+            return tr(msg[0], **msg[1]) if msg else str(f.get("error", ""))
+
         rows = []
         for f in self.indexed:
-            rows.append(f'<li class="qa-ok">✓ <b>{html.escape(f["file"])}</b> — {html.escape(f["status"])}</li>')
+            status = {"indexed": tr("upload_indexed"), "already indexed": tr("upload_already")}.get(f["status"], f["status"])
+            rows.append(f'<li class="qa-ok">✓ <b>{html.escape(f["file"])}</b> — {html.escape(status)}</li>')
         for f in self.failed:
-            rows.append(f'<li class="qa-bad">✗ <b>{html.escape(f["file"])}</b> — {html.escape(f["error"])}</li>')
+            rows.append(f'<li class="qa-bad">✗ <b>{html.escape(f["file"])}</b> — {html.escape(reason(f))}</li>')
         if not rows:
-            return '<div class="qa-muted">No file received.</div>'
-        head = (f"{len(self.indexed)} file{'' if len(self.indexed) == 1 else 's'} searchable now"
-                + (f", {len(self.failed)} not indexed" if self.failed else ""))
+            return f'<div class="qa-muted">{html.escape(tr("upload_none"))}</div>'
+        n_ok, n_bad = len(self.indexed), len(self.failed)
+        head = (tr("upload_head_1") if n_ok == 1 else tr("upload_head", n=n_ok)) + (
+            "" if not n_bad else tr("upload_failed_1") if n_bad == 1 else tr("upload_failed", n=n_bad))
         return f'<div class="qa-upload"><div>{html.escape(head)}</div><ul>{"".join(rows)}</ul></div>'
 
 
@@ -624,21 +665,24 @@ class ChatApp:
         limit = max(1, int(self.settings.upload_max_files))
         for i, (_, name) in enumerate(items[limit:], start=limit):
             rows.append((i, "bad", {"file": safe_filename(name) or "?", "error":
-                                    f"not indexed: at most {limit} files per upload (ASSISTANT_UPLOAD_MAX_FILES)"}))
+                                    f"not indexed: at most {limit} files per upload (ASSISTANT_UPLOAD_MAX_FILES)",
+                                    "_msg": ("upload_too_many", {"limit": limit})}))
         max_bytes = int(float(self.settings.upload_max_mb) * 1024 * 1024)
         saved: list[tuple[int, Path, bool]] = []
         for i, (src, orig) in enumerate(items[:limit]):
             name = safe_filename(orig)
-            error = None
+            error, msg = None, None  # msg: the reason's key and values in ui_i18n, for the page
             kind = kind_of(name)
             if src is None or not src.is_file():
-                error = "the upload did not arrive; try again"
+                error, msg = "the upload did not arrive; try again", ("upload_lost", {})
             elif kind is None:
-                error = (f"unsupported file type {os.path.splitext(name)[1] or '(none)'}; supported: "
-                         + ", ".join(sorted(SUPPORTED)))
+                ext, supported = os.path.splitext(name)[1] or "(none)", ", ".join(sorted(SUPPORTED))
+                error = f"unsupported file type {ext}; supported: {supported}"
+                msg = ("upload_type", {"ext": ext, "supported": supported})
             elif src.stat().st_size > max_bytes:
-                error = (f"file is {src.stat().st_size / 1048576:.1f} MB; the limit is "
-                         f"{float(self.settings.upload_max_mb):g} MB (ASSISTANT_UPLOAD_MAX_MB)")
+                mb, limit_mb = f"{src.stat().st_size / 1048576:.1f}", f"{float(self.settings.upload_max_mb):g}"
+                error = f"file is {mb} MB; the limit is {limit_mb} MB (ASSISTANT_UPLOAD_MAX_MB)"
+                msg = ("upload_size", {"mb": mb, "limit": limit_mb})
             else:
                 error = sniff(src, kind)
             if error is None:
@@ -648,7 +692,7 @@ class ChatApp:
                     continue
                 except (OSError, ValueError) as err:
                     error = f"cannot store the upload: {getattr(err, 'strerror', None) or err}"
-            rows.append((i, "bad", {"file": name or "?", "error": error}))
+            rows.append((i, "bad", {"file": name or "?", "error": error, **({"_msg": msg} if msg else {})}))
         result = UploadResult()
         if saved:
             failed: dict[str, str] = {}
@@ -778,22 +822,28 @@ def create_app(settings: Settings | None = None, assistant=None):
         for hist, sources in app.respond(message, history, k, backend, lang=request_language(request)):
             yield hist, (gr.skip() if sources is None else sources)
 
-    def upload(files: list[str] | None, progress=gr.Progress()):
+    def upload(files: list[str] | None, request: gr.Request, progress=gr.Progress()):
         """Index uploaded files; returns the per-file report (HTML), the index status (HTML) and the report (JSON)."""
-        progress(0, desc="Checking files…")
+        lang = request_language(request)
+
+        def say(key: str, **values) -> str:
+            with language(lang):
+                return tr(key, **values)
+
+        progress(0, desc=say("progress_checking"))
 
         def cb(stage: str, done: int, total: int) -> None:
             if stage == "files" and total:
-                progress((done, total), desc="Indexing files", unit="files")
+                progress((done, total), desc=say("progress_files"), unit="files")
             elif stage == "chunks":
-                progress(None if not done else (done, None), desc=f"Embedding passages ({done})", unit="chunks")
+                progress(None if not done else (done, None), desc=say("progress_chunks", n=done), unit="chunks")
 
         result = app.add_files(files, progress=cb)
         app.refresh_examples_soon()
         if result.failed:
             n = len(result.failed)
-            gr.Warning(f"{n} file{' was' if n == 1 else 's were'} not indexed; the reasons are listed under the upload box.")
-        return result.to_html(), status_html(app.status()), result.to_json()
+            gr.Warning(say("upload_warning_1") if n == 1 else say("upload_warning", n=n))
+        return result.to_html(lang), status_html(app.status(), lang), result.to_json()
 
     def ask(question: str, history: list[dict] | None = None, k: int | None = None, backend: str | None = None) -> dict:
         """Answer a question from the indexed documents. Returns Answer.to_json(): answer (with [n] markers), abstained, citations [{n, source, location, quote, chunk_id}], retrieved, timings_ms."""
@@ -878,19 +928,19 @@ def create_app(settings: Settings | None = None, assistant=None):
     def on_remove(doc: str | None, request: gr.Request):
         lang = request_language(request)
         if not doc:
-            return (*library_view(_notice("qa-muted", "choose_first", lang), lang), status_html(app.status()))
+            return (*library_view(_notice("qa-muted", "choose_first", lang), lang), status_html(app.status(), lang))
         try:
             info = app.library.remove(doc)
             app.refresh_examples_soon()
             notice = _notice("qa-ok", "removed", lang, name=info.name)
         except Exception as err:  # noqa: BLE001 - shown on the page
             notice = f'<div class="qa-bad">✗ {html.escape(str(err))}</div>'
-        return (*library_view(notice, lang), status_html(app.status()))
+        return (*library_view(notice, lang), status_html(app.status(), lang))
 
     def on_reindex(doc: str | None, request: gr.Request):
         lang = request_language(request)
         if not doc:
-            return (*library_view(_notice("qa-muted", "choose_first", lang), lang), status_html(app.status()))
+            return (*library_view(_notice("qa-muted", "choose_first", lang), lang), status_html(app.status(), lang))
         try:
             name = next((d["name"] for d in app.documents() if d["id"] == doc), doc)
             report = app.library.reindex(doc)
@@ -903,7 +953,7 @@ def create_app(settings: Settings | None = None, assistant=None):
                 notice = _notice("qa-ok", "reindexed", lang, name=name, what=what)
         except Exception as err:  # noqa: BLE001
             notice = f'<div class="qa-bad">✗ {html.escape(str(err))}</div>'
-        return (*library_view(notice, lang), status_html(app.status()))
+        return (*library_view(notice, lang), status_html(app.status(), lang))
 
     def library_after_upload(request: gr.Request):
         return library_view(lang=request_language(request))[:2]
@@ -921,7 +971,8 @@ def create_app(settings: Settings | None = None, assistant=None):
             with language(request_language(request)):
                 body = document_html(view, int(req.get("start", -1)), int(req.get("len", 0)))
         except (ValueError, TypeError, LibraryError) as err:
-            body = f'<div class="qa-bad">✗ {html.escape(str(err) or "cannot open this document")}</div>'
+            with language(request_language(request)):
+                body = f'<div class="qa-bad">✗ {html.escape(str(err) or tr("cannot_open"))}</div>'
         return gr.Accordion(open=True), body
 
     def on_like(history: list, evt: gr.LikeData, request: gr.Request):
@@ -1050,7 +1101,7 @@ def create_app(settings: Settings | None = None, assistant=None):
             with language(lang):  # the server-rendered placeholders in the browser's language
                 panels = (f'<div class="qa-muted">{html.escape(tr("sources_placeholder"))}</div>',
                           f'<div class="qa-muted">{html.escape(tr("viewer_placeholder"))}</div>')
-            return (status_html(app.status()), box, pick, gr.Chatbot(examples=[{"text": q} for q in app.examples()] or None),
+            return (status_html(app.status(), lang), box, pick, gr.Chatbot(examples=[{"text": q} for q in app.examples()] or None),
                     *panels)
 
         demo.load(on_page_load, None, [status_box, library_box, library_pick, chatbot, sources, doc_viewer],

@@ -116,6 +116,25 @@ MESSAGES: dict[str, dict[str, str]] = {
         "err_no_index": "No documents indexed yet",
         "err_store": "The document index is unavailable",
         "err_other": "Something went wrong",
+        "n_documents": "{n} documents", "n_documents_1": "{n} document",
+        "n_chunks": "{n} chunks", "n_chunks_1": "{n} chunk",
+        "embedding_model": "embedding model {model}",
+        "index_unavailable": "Index unavailable: {error}",
+        "confidence_title": "confidence {x}",
+        "loc_page": "page {page}", "loc_section": "section “{section}”", "loc_paragraph": "paragraph {n}",
+        "upload_none": "No file received.",
+        "upload_head": "{n} files searchable now", "upload_head_1": "1 file searchable now",
+        "upload_failed": ", {n} not indexed", "upload_failed_1": ", 1 not indexed",
+        "upload_indexed": "indexed", "upload_already": "already indexed",
+        "upload_too_many": "not indexed: at most {limit} files per upload (ASSISTANT_UPLOAD_MAX_FILES)",
+        "upload_lost": "the upload did not arrive; try again",
+        "upload_type": "unsupported file type {ext}; supported: {supported}",
+        "upload_size": "file is {mb} MB; the limit is {limit} MB (ASSISTANT_UPLOAD_MAX_MB)",
+        "upload_warning": "{n} files were not indexed; the reasons are listed under the upload box.",
+        "upload_warning_1": "1 file was not indexed; the reason is listed under the upload box.",
+        "progress_checking": "Checking files…", "progress_files": "Indexing files",
+        "progress_chunks": "Embedding passages ({n})",
+        "cannot_open": "cannot open this document",
     },
     "fr": {
         "sources_placeholder": "Les sources de la dernière réponse s'affichent ici : fichier, emplacement et passage, "
@@ -162,8 +181,38 @@ MESSAGES: dict[str, dict[str, str]] = {
         "err_no_index": "Aucun document indexé pour l'instant",
         "err_store": "L'index des documents est indisponible",
         "err_other": "Une erreur s'est produite",
+        "n_documents": "{n} documents", "n_documents_1": "{n} document",
+        "n_chunks": "{n} passages", "n_chunks_1": "{n} passage",
+        "embedding_model": "modèle d'embeddings {model}",
+        "index_unavailable": "Index indisponible : {error}",
+        "confidence_title": "confiance {x}",
+        "loc_page": "page {page}", "loc_section": "section « {section} »", "loc_paragraph": "paragraphe {n}",
+        "upload_none": "Aucun fichier reçu.",
+        "upload_head": "{n} fichiers interrogeables dès maintenant", "upload_head_1": "1 fichier interrogeable dès maintenant",
+        "upload_failed": ", {n} non indexés", "upload_failed_1": ", 1 non indexé",
+        "upload_indexed": "indexé", "upload_already": "déjà indexé",
+        "upload_too_many": "non indexé : au plus {limit} fichiers par envoi (ASSISTANT_UPLOAD_MAX_FILES)",
+        "upload_lost": "le fichier n'est pas arrivé ; réessayez",
+        "upload_type": "type de fichier non pris en charge {ext} ; types acceptés : {supported}",
+        "upload_size": "le fichier fait {mb} Mo ; la limite est de {limit} Mo (ASSISTANT_UPLOAD_MAX_MB)",
+        "upload_warning": "{n} fichiers n'ont pas été indexés ; les raisons sont indiquées sous la zone d'envoi.",
+        "upload_warning_1": "1 fichier n'a pas été indexé ; la raison est indiquée sous la zone d'envoi.",
+        "progress_checking": "Vérification des fichiers…", "progress_files": "Indexation des fichiers",
+        "progress_chunks": "Calcul des embeddings des passages ({n})",
+        "cannot_open": "impossible d'ouvrir ce document",
     },
 }
+
+
+def current() -> str:
+    """The language of the request being served ("en" or "fr")."""
+    return _LANG.get()
+
+
+def number(x: float, digits: int = 2) -> str:
+    """``x`` as the page's language writes it: 0.27 / 0,27."""
+    text = f"{x:.{digits}f}"
+    return text.replace(".", ",") if _LANG.get() == "fr" else text
 
 
 def tr(key: str, **values) -> str:

@@ -2,9 +2,11 @@
 
     python scripts/ui_screenshots.py [--out docs] [--chromium /usr/bin/chromium]
 
-Serves the app over the French FAQ corpus of the tests (tests/conftest.py) in a temporary folder, asks a question in
-English, opens the cited passage in its document, and saves ``ui-chat.png`` and ``ui-library.png``. Uses Debian's
-Chromium through Playwright (never ``playwright install``).
+Serves the app (the default answerer) over a small non-demo corpus in a temporary folder: the French FAQ corpus of the
+tests (tests/conftest.py: three FAQ pages, a two-page PDF, a corrupt PDF) plus a French page on the Kerbrat lighthouse
+and an English page on a media library. It asks a question in English that the French page answers, checks that the
+answer is a real one with a short answer (not an abstention), opens the cited passage in its document, and saves
+``ui-chat.png`` and ``ui-library.png``. Uses Debian's Chromium through Playwright (never ``playwright install``).
 """
 from __future__ import annotations
 
@@ -18,7 +20,25 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-QUESTIONS = ["Who built the Kerbrat lighthouse?"]
+QUESTIONS = ["When was the Kerbrat lighthouse automated?"]  # the answer: **1994**, from the French page
+EXTRA_DOCS = {
+    "phare-kerbrat.md": "# Le phare de Kerbrat\n\nLe phare de Kerbrat se dresse sur la pointe nord de l'île de Groix. "
+                        "Il a été construit par l'ingénieur Paul Le Meur et allumé pour la première fois le 15 mars "
+                        "1881.\n\nSa tour de granit mesure 42 mètres de haut et sa lumière porte à 30 milles nautiques. "
+                        "Le phare a été automatisé en 1994 ; il se visite l'été, de juin à septembre.\n",
+    "lorient-library.md": "# Lorient media library: borrowing rules\n\nEvery member of the Lorient media library may "
+                          "borrow up to 12 books at a time, for four weeks. DVDs are lent for one week, at most three "
+                          "at a time.\n\nMembership costs 15 euros a year for adults and is free for readers under 18.\n",
+}
+
+# the bold short answer that leads the last answer (not the <strong> marks inside its collapsed sources)
+SHORT_JS = """() => {
+  const d = [...document.querySelectorAll('#chatbot details.qa-details')].pop();
+  let msg = d && d.parentElement;
+  while (msg && !msg.querySelector(':scope > p strong, :scope > * > p strong') && msg.id !== 'chatbot') msg = msg.parentElement;
+  const s = msg && [...msg.querySelectorAll('p strong')].find(e => !e.closest('details'));
+  return s ? s.innerText : '';
+}"""
 
 
 def main() -> int:
@@ -26,6 +46,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "docs"))
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     args = ap.parse_args()
+    os.environ.pop("ASSISTANT_READER", None)  # the default answerer, as a new user gets it
     from playwright.sync_api import sync_playwright
 
     from assistant.config import Settings
@@ -37,6 +58,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         docs = write_faq_corpus(root / "faq")
+        for name, text in EXTRA_DOCS.items():
+            (docs / name).write_text(text, encoding="utf-8")
         settings = Settings.from_env(env={}, index_dir=str(root / "index"), docs_dir=str(docs),
                                      upload_dir=str(root / "uploads"))
         assistant = Assistant(settings)
@@ -46,7 +69,8 @@ def main() -> int:
         try:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=args.chromium, headless=True,
-                                             args=["--no-sandbox", "--headless", "--disable-gpu"])
+                                             args=["--no-sandbox", "--headless", "--disable-gpu",
+                                                   "--disable-background-networking"])
                 page = browser.new_page(viewport={"width": 1360, "height": 900})
                 page.set_default_timeout(120_000)
                 page.goto(url, wait_until="networkidle")
@@ -58,6 +82,10 @@ def main() -> int:
                     page.wait_for_function(
                         "n => document.querySelectorAll('#chatbot details.qa-details, #chatbot .qa-abstain').length >= n",
                         arg=i)
+                short = page.evaluate(SHORT_JS)
+                if page.locator("#chatbot .qa-abstain").count() or not short:
+                    raise SystemExit("no short answer to show: " + page.locator("#chatbot").inner_text()[-400:])
+                print(f"short answer shown: {short!r}")
                 page.locator("#sources .qa-open").first.click()
                 page.locator("#doc-viewer mark.qa-target").wait_for()
                 page.wait_for_timeout(600)
