@@ -42,7 +42,7 @@ from .config import Settings  # noqa: E402
 from .loaders import SUPPORTED, kind_of  # noqa: E402
 from .offline import file_sha256  # noqa: E402
 from .schema import Answer  # noqa: E402
-from .ui_i18n import language, number, request_language, tr  # noqa: E402
+from .ui_i18n import language, location_text, number, request_language, tr  # noqa: E402
 from .ui_panels import OPEN_JS  # noqa: E402
 
 log = logging.getLogger("assistant.ui")
@@ -195,18 +195,6 @@ def _highlight(citation, short: str) -> str:
     inner = (html.escape(quote[:i]) + '<strong class="qa-short-mark">' + html.escape(quote[i:i + len(short)])
              + "</strong>" + html.escape(quote[i + len(short):]))
     return (html.escape(passage[:start]) + "<mark>" + inner + "</mark>" + html.escape(passage[end:])).replace("\n\n", "<br><br>")
-
-
-def location_text(loc: dict) -> str:
-    """A citation's location in the page's language: "page 2, section “FAQ”, paragraph 3" (as citations.format_location)."""
-    parts = []
-    if "page" in loc:
-        parts.append(tr("loc_page", page=loc["page"]))
-    if loc.get("section"):
-        parts.append(tr("loc_section", section=loc["section"]))
-    if "paragraph" in loc:
-        parts.append(tr("loc_paragraph", n=loc["paragraph"]))
-    return ", ".join(parts)
 
 
 def _open_button(c) -> str:
@@ -914,6 +902,13 @@ def create_app(settings: Settings | None = None, assistant=None):
 
         return to_markdown(app.turns(history), title=TITLE)
 
+    def export_page(history: list, lang: str) -> str:
+        """The export the page's button gives: the same, its own words in the page's language."""
+        from .conversation import to_markdown
+
+        with language(lang):
+            return to_markdown(app.turns(history), title=TITLE if lang == "en" else tr("export_title"))
+
     def library_view(notice: str = "", lang: str = "en"):
         docs = app.documents()
         choices = [(f"{d['name']} — {d['source']}", d["id"]) for d in docs]
@@ -996,10 +991,10 @@ def create_app(settings: Settings | None = None, assistant=None):
             return gr.Row(visible=True), f'<div class="qa-bad">✗ {html.escape(str(err))}</div>', text
         return gr.Row(visible=False), _notice("qa-ok", "corrected", lang), ""
 
-    def on_export(history: list):
+    def on_export(history: list, request: gr.Request):
         import tempfile
 
-        md = export_conversation(history)
+        md = export_page(history, request_language(request))
         folder = Path(tempfile.mkdtemp(prefix="assistant-export-"))
         path = folder / "conversation.md"
         path.write_text(md, encoding="utf-8")

@@ -135,6 +135,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "progress_checking": "Checking files…", "progress_files": "Indexing files",
         "progress_chunks": "Embedding passages ({n})",
         "cannot_open": "cannot open this document",
+        "export_title": "Document Q&A", "export_heading": "{title} — conversation", "exported": "Exported {when} UTC.",
+        "no_answer": "(no answer)", "export_sources": "Sources:",
     },
     "fr": {
         "sources_placeholder": "Les sources de la dernière réponse s'affichent ici : fichier, emplacement et passage, "
@@ -200,6 +202,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "progress_checking": "Vérification des fichiers…", "progress_files": "Indexation des fichiers",
         "progress_chunks": "Calcul des embeddings des passages ({n})",
         "cannot_open": "impossible d'ouvrir ce document",
+        "export_title": "Questions sur vos documents", "export_heading": "{title} — conversation",
+        "exported": "Exporté le {when} UTC.", "no_answer": "(pas de réponse)", "export_sources": "Sources :",
     },
 }
 
@@ -213,6 +217,18 @@ def number(x: float, digits: int = 2) -> str:
     """``x`` as the page's language writes it: 0.27 / 0,27."""
     text = f"{x:.{digits}f}"
     return text.replace(".", ",") if _LANG.get() == "fr" else text
+
+
+def location_text(loc: dict) -> str:
+    """A citation's location in the current language: "page 2, section “FAQ”, paragraph 3" (citations.format_location)."""
+    parts = []
+    if "page" in loc:
+        parts.append(tr("loc_page", page=loc["page"]))
+    if loc.get("section"):
+        parts.append(tr("loc_section", section=loc["section"]))
+    if "paragraph" in loc:
+        parts.append(tr("loc_paragraph", n=loc["paragraph"]))
+    return ", ".join(parts)
 
 
 def tr(key: str, **values) -> str:

@@ -6,6 +6,7 @@ locations, the upload report and its reasons. Debian's Chromium driven by Playwr
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -61,6 +62,16 @@ def test_answer_and_status_in_french(page_fr, with_confidence, artifacts):
     for english in ENGLISH:
         assert english not in chat + sources, english
     page_fr.screenshot(path=str(artifacts / "french-answer.png"), full_page=True)
+    # the conversation's export, its own words in French too
+    page_fr.get_by_text("Exporter", exact=True).click()
+    page_fr.locator("#export").click()
+    link = page_fr.locator("#export-file a").first
+    link.wait_for(timeout=ANSWER_TIMEOUT)
+    with page_fr.expect_download() as dl:
+        link.click()
+    md = Path(dl.value.path()).read_text(encoding="utf-8")
+    assert md.startswith("# Questions sur vos documents — conversation\n\n_Exporté le ")
+    assert "## 1. How do I cancel my contract?" in md and "Sources :" in md and "paragraphe " in md
 
 
 def test_upload_report_in_french(page_fr, faq_server, tmp_path):

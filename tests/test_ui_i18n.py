@@ -65,3 +65,23 @@ def test_upload_report_in_french_keeps_the_api_json_in_english():
     assert "1 file searchable now, 2 not indexed" in en and "unsupported file type .exe" in en
     assert r.to_json()["failed"][0] == {"file": "b.exe", "error": "unsupported file type .exe; supported: .md, .txt"}
     assert "Aucun fichier reçu." in UploadResult().to_html("fr")
+
+
+def test_conversation_export_in_french_and_the_short_answer_once():
+    from datetime import datetime, timezone
+
+    from assistant.conversation import Turn, to_markdown
+
+    c = Citation(n=1, source="faq/phare.md", location={"section": "Le phare", "paragraph": 3},
+                 quote="Le phare a été automatisé en 1994.", chunk_id="c1")
+    a = Answer(question="When was it automated?", answer="**1994** [1] — « Le phare a été automatisé en 1994. »",
+               abstained=False, citations=[c], language="en", short_answer="1994")
+    now = datetime(2026, 12, 3, 9, 0, tzinfo=timezone.utc)
+    en = to_markdown([Turn("When was it automated?", a), Turn("And then?", None, "")], now=now)
+    assert en.startswith("# Document Q&A — conversation\n\n_Exported 2026-12-03 09:00 UTC._")
+    assert "**1994** [1] — « Le phare a été automatisé en 1994. »" in en and en.count("1994") == 3  # bold once
+    assert "Sources:" in en and "section “Le phare”, paragraph 3" in en and "_(no answer)_" in en
+    with language("fr"):
+        fr = to_markdown([Turn("When was it automated?", a), Turn("Et ensuite ?", None, "")], title="Questions", now=now)
+    assert fr.startswith("# Questions — conversation\n\n_Exporté le 2026-12-03 09:00 UTC._")
+    assert "Sources :" in fr and "section « Le phare », paragraphe 3" in fr and "_(pas de réponse)_" in fr
