@@ -478,9 +478,7 @@ class ExtractiveAnswerer:
         answer.abstained = False
         answer.citations = citations
         if kind in (AMOUNT, COUNT, DATE):  # the few words that answer, for the page to show first ("1994")
-            from .reader import short_span
-
-            answer.short_answer = short_span(question, chosen[0].quote.text) or None
+            answer.short_answer = _short_answer(question, chosen[0].quote.text)
         answer.timings_ms["answer"] = (time.perf_counter() - t0) * 1000
         answer.note = ""
         return answer
@@ -644,6 +642,26 @@ def question_heading(text: str, start: int, end: int, section: str = "") -> bool
     before = text[line_start:start]
     after = text[end:] if line_end < 0 else text[end:line_end]
     return _HEADING_LEAD.fullmatch(before) is not None and not after.strip()
+
+
+_CONTINUES = re.compile(r"\s*(?:\d|" + _NUMWORD + r"\b)", re.I)
+
+
+def _short_answer(question: str, sentence: str) -> str | None:
+    """The reader's short span of an amount, count or date, when it is whole and says something: not one that the
+    sentence goes on with a number ("quatre euros | cinquante"), nor one made of the question's words ("dimanche")."""
+    from .reader import short_span
+
+    span = short_span(question, sentence)
+    if not span:
+        return None
+    end = sentence.find(span) + len(span)
+    if end < len(span) or _CONTINUES.match(fold_accents(sentence[end:])):
+        return None
+    asked = {stem(w) for w in words_of(question)}
+    if not any(ch.isdigit() for ch in span) and all(stem(w) in asked or w in STOP for w in words_of(span)):
+        return None
+    return span
 
 
 _DEMONSTRATIVE = re.compile(r"\b(?:that|this|these|those|the same|ce|cet|cette|ces|ledit|ladite)\s+([^\W\d_][\w'-]*)", re.I)

@@ -89,3 +89,18 @@ def test_rules_answer_gives_the_short_answer_of_an_amount(faq_assistant, questio
 def test_question_heading(text, sentence, expected):
     start = text.index(sentence)
     assert question_heading(text, start, start + len(sentence)) is expected
+
+
+@pytest.mark.parametrize("question,sentence,short", [
+    ("How many books can I borrow?", "Every member may borrow up to 12 books at a time, for four weeks.", "12 books"),
+    ("Combien de livres puis-je emprunter ?", "Chaque abonné peut emprunter douze livres à la fois.", "douze livres"),
+    ("When was the lighthouse automated?", "Le phare a été automatisé en 1994 ; il se visite l'été.", "1994"),
+    # a span the sentence goes on with ("quatre euros | cinquante") would be a wrong answer: none
+    ("Combien coûte une entrée adulte ?", "Une entrée adulte coûte quatre euros cinquante.", None),
+    # a span made of the question's own words says nothing ("le dimanche" for "quand … le dimanche ?"): none
+    ("Quand la médiathèque est-elle ouverte le dimanche ?", "Elle est ouverte le dimanche de 14 h à 18 h.", None),
+])
+def test_short_answer_is_whole_and_says_something(question, sentence, short):
+    from assistant.answer import _short_answer
+
+    assert _short_answer(question, sentence) == short
