@@ -21,7 +21,7 @@ retrieved passages. Text in documents is only ever quoted, never obeyed.
 """
 from __future__ import annotations
 
-import hashlib
+import logging
 import math
 import re
 import threading
@@ -34,7 +34,10 @@ import numpy as np
 from .citations import Quote, make_citation, renumber
 from .retrieval import Retrieval
 from .schema import Answer, ScoredChunk
+from .sentences import text_key
 from .text import STOP, detect_language, fold_accents, lexical_tokens, sentence_spans, stem, words_of, zipf
+
+log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------- answer types
 AMOUNT, COUNT, PERSON, DATE, PLACE, ORDINAL, TECH = "amount", "count", "person", "date", "place", "ordinal", "technical"
@@ -305,6 +308,16 @@ class VectorCache:
         self.words = _LRU(size)
         self.sents = _LRU(size)
         self.queries = _LRU(2048)
+        self.stores: list = []  # sentence vectors stored at index time (assistant.sentences), looked up first
+        self.embedded_sentences = 0  # sentences this cache had to embed (for tests and the benchmark)
+
+    def attach(self, store) -> None:
+        """Look sentence vectors up in ``store`` (a :class:`assistant.sentences.SentenceStore`) before embedding.
+
+        A vector is keyed by its sentence's text and the store by its embedder, so a cache shared by assistants
+        with the same embedder may look in each of their stores."""
+        if all(s is not store for s in self.stores):
+            self.stores.append(store)
 
     def query_and_words(self, query: str, words: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The question's vector and its words' vectors, whatever is not cached embedded in one call."""
@@ -345,10 +358,24 @@ class VectorCache:
         return have
 
     def sentence_vectors(self, sentences: list[str]) -> list[np.ndarray]:
-        keys = [hashlib.blake2b(s.encode(), digest_size=12).digest() for s in sentences]
+        """The (passage) vectors of candidate sentences: cached, else stored at index time, else embedded now."""
+        keys = [text_key(s) for s in sentences]
         have = self.sents.get_many(keys)
         need = [(k, s) for k, s in dict(zip(keys, sentences)).items() if k not in have]
+        for store in self.stores:
+            if not need:
+                break
+            try:
+                found = store.lookup([k for k, _ in need])
+            except Exception:  # noqa: BLE001 - a store that cannot be read (server down…) only costs embedding
+                log.debug("sentence vector lookup failed", exc_info=True)
+                continue
+            if found:
+                self.sents.put_many(found)
+                have.update(found)
+                need = [(k, s) for k, s in need if k not in found]
         if need:
+            self.embedded_sentences += len(need)
             vecs = self.embedder.encode([s for _, s in need], is_query=False)
             fresh = {k: v for (k, _), v in zip(need, vecs)}
             self.sents.put_many(fresh)

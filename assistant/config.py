@@ -56,6 +56,12 @@ class Settings:
     )
     embedding_threads: int = _setting(0, "Torch/OpenMP threads for embedding; 0 = number of CPU cores.")
     embedding_batch_tokens: int = _setting(8192, "Token budget of one embedding batch (texts are length-sorted first).")
+    sentence_vectors: str = _setting(
+        "encode",
+        "Vectors of the passages' sentences, stored at index time so that answering embeds only the question: "
+        "`encode` (each sentence on its own, the vectors question time would compute), `pool` (pooled from the "
+        "chunk's own forward pass: no extra index time, different vectors) or `off` (embedded at question time).",
+    )
     # --- retrieval -----------------------------------------------------------
     k: int = _setting(5, "Number of passages retrieved and handed to the answerer.")
     hybrid: str = _setting("auto", "`auto` (BM25 weighted by query/document language and BM25 confidence), `on` (plain fusion) or `off` (dense only).")

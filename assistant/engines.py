@@ -65,6 +65,11 @@ class Engine:
     def pooled(self, ids: list[list[int]]) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def token_states(self, ids: list[list[int]]) -> list[np.ndarray]:
+        """The last hidden state of every token of each text, (tokens, dim) float32 each, in the batches ``pooled``
+        runs: ``mean(token_states(ids)[i], 0)`` is ``pooled(ids)[i]`` (see :mod:`assistant.sentences`)."""
+        raise NotImplementedError(f"{self.name} does not expose token states")
+
     def close(self) -> None:
         """Free the model (engines are loaded side by side only while they are measured)."""
 
@@ -104,6 +109,17 @@ class TorchEngine(Engine):
                 hidden = self.model(input_ids=inp, attention_mask=mask).last_hidden_state.float()
                 m = mask.unsqueeze(-1).to(hidden.dtype)
                 out[batch] = ((hidden * m).sum(1) / m.sum(1).clamp(min=1)).numpy()
+        return out
+
+    def token_states(self, ids: list[list[int]]) -> list[np.ndarray]:
+        import torch
+
+        out: list[np.ndarray] = [np.zeros((0, self.dim), np.float32)] * len(ids)
+        with torch.inference_mode():
+            for batch, inp, mask in length_sorted_batches(ids, self.batch_tokens, self.pad):
+                hidden = self.model(input_ids=inp, attention_mask=mask).last_hidden_state.float().numpy()
+                for r, k in enumerate(batch):
+                    out[k] = hidden[r, : len(ids[k])]
         return out
 
     def close(self) -> None:
@@ -164,6 +180,14 @@ class OnnxEngine(Engine):
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
         for batch, inp, mask in self._batches(ids):
             out[batch] = self._run(inp, mask)
+        return out
+
+    def token_states(self, ids: list[list[int]]) -> list[np.ndarray]:
+        out: list[np.ndarray] = [np.zeros((0, self.dim), np.float32)] * len(ids)
+        for batch, inp, mask in self._batches(ids):
+            hidden = self.session.run(["last_hidden_state"], {"input_ids": inp, "attention_mask": mask})[0]
+            for r, k in enumerate(batch):
+                out[k] = np.asarray(hidden[r, : len(ids[k])], dtype=np.float32)
         return out
 
     def _batches(self, ids: list[list[int]]) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:

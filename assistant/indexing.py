@@ -58,6 +58,7 @@ class IndexReport:
     rebuilt: str = ""  # reason, when the whole index was rebuilt
     repaired: int = 0  # orphan chunks removed after an interrupted run
     words: int = 0  # new words embedded into the cross-lingual lexicon
+    sentences: int = 0  # sentence vectors embedded (assistant.sentences)
 
     def to_json(self) -> dict:
         out = {
@@ -230,6 +231,7 @@ class Indexer:
             if self._stale:  # no snapshot refers to them any more
                 self.store.delete(sorted(set(self._stale)))
                 self._stale = []
+            self.store.call("cannot write sentence vectors", self.store.sentences.checkpoint)
             manifest.set_meta(state="clean", **self.settings_fingerprint(), target=self.store.target)
 
     # ------------------------------------------------------------------
@@ -273,6 +275,8 @@ class Indexer:
             orphans = [i for i in self.store.all_ids() if i not in known]
             if orphans:
                 self.store.delete(orphans)
+            # sentence vectors written before a chunk the kill stopped (they are written first)
+            self.store.call("cannot repair sentence vectors", self.store.sentences.prune, known)
             report.repaired = len(orphans)
             return True
         return False
@@ -455,18 +459,34 @@ class Indexer:
         # identical texts in this batch (a line of one repeated word, a boilerplate paragraph in every file) are
         # embedded once: the text hash covers everything that is embedded
         to_embed = list({c.text_hash: c for c in missing if c.text_hash not in reuse}.values())
+        method = self._sentence_method()
+        pooled: dict[bytes, np.ndarray] = {}  # sentence vectors pooled from the chunks' own forward passes
         if to_embed:
             texts = [c.embed_text for c in to_embed]
             step = self.BATCH_CHUNKS
             self._may_load.clear()  # the loader finishes the file it is reading, then waits
             try:
-                for i in range(0, len(texts), step):
-                    vecs = self.embedder.encode(texts[i:i + step])
-                    for c, v in zip(to_embed[i:i + step], vecs):
-                        reuse[c.text_hash] = v
-                    bars.chunks(len(vecs))
+                if method == "pool":
+                    step = 16  # the model lock is held for one piece: a question waits at most that long
+                    from .sentences import pool_chunks
+
+                    for i in range(0, len(to_embed), step):
+                        PRIORITY.yield_to_questions()
+                        vecs, per_chunk = pool_chunks(self.embedder, to_embed[i:i + step])
+                        for c, v, sv in zip(to_embed[i:i + step], vecs, per_chunk):
+                            reuse[c.text_hash] = v
+                            pooled.update(sv)
+                        bars.chunks(len(vecs))
+                else:
+                    for i in range(0, len(texts), step):
+                        vecs = self.embedder.encode(texts[i:i + step])
+                        for c, v in zip(to_embed[i:i + step], vecs):
+                            reuse[c.text_hash] = v
+                        bars.chunks(len(vecs))
             finally:
                 self._may_load.set()
+        if method != "off" and missing:
+            self._write_sentences(missing, method, pooled, report)
         PRIORITY.yield_to_questions()  # the writes and the tokenising below, too, give way to a question
         report.embedded += len(to_embed)
         report.reused += len(missing) - len(to_embed)
@@ -499,6 +519,42 @@ class Indexer:
                 report.updated += 1
             else:
                 report.added += 1
+
+    def _sentence_method(self) -> str:
+        from .sentences import can_pool, method_of
+
+        method = method_of(self.settings)
+        if method == "pool":
+            self.embedder.warm_up()
+            if not can_pool(self.embedder):
+                return "encode"  # an embedder without token states (sentence-transformers, USE): encode them
+        return method
+
+    def _write_sentences(self, chunks: list[Chunk], method: str, pooled: dict[bytes, np.ndarray],
+                         report: IndexReport) -> None:
+        """Store the vectors of the candidate sentences of new chunks (before the chunks: see assistant.sentences).
+
+        Sentences already stored (another chunk with the same sentence, a renamed file) lend their vector; the rest
+        is embedded (``encode``) or was pooled from the chunk's forward pass (``pool``)."""
+        from .sentences import encode_sentences, sentence_texts, text_key
+
+        per_chunk = [[(text_key(t), t) for t in sentence_texts(c.text)] for c in chunks]
+        wanted = {k: t for rows in per_chunk for k, t in rows}
+        have = dict(pooled)
+        need = [k for k in wanted if k not in have]
+        if need:
+            have.update(self.store.call("cannot read sentence vectors", self.store.sentences.lookup, need))
+        todo = [k for k in wanted if k not in have]
+        if todo and method == "encode":
+            self._may_load.clear()
+            try:
+                vecs = encode_sentences(self.embedder, [wanted[k] for k in todo])
+            finally:
+                self._may_load.set()
+            have.update(zip(todo, vecs))
+            report.sentences += len(todo)
+        rows = [(c.id, i, k, have[k]) for c, keys in zip(chunks, per_chunk) for i, (k, _) in enumerate(keys) if k in have]
+        self.store.call("cannot write sentence vectors", self.store.sentences.put, rows)
 
     def _remove(self, gone: list[FileRecord], report: IndexReport) -> None:
         if not gone:

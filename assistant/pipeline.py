@@ -71,6 +71,10 @@ class Assistant:
 
         self.lexicon = Lexicon(self.store.local_path("lexicon"), self.embedder)
         self.cache = cache if cache is not None else VectorCache(self.embedder)  # share one between assistants with the same embedder
+        from .sentences import method_of
+
+        if method_of(self.settings) != "off":  # sentence vectors stored at index time (assistant.sentences)
+            self.cache.attach(self.store.sentences)
         self.retriever = HybridRetriever(self.store, self.embedder, self.lexical, k=self.settings.k, lexicon=self.lexicon,
                                          hybrid=self.settings.hybrid, history_turns=self.settings.history_turns,
                                          embed_question=self.cache.query_and_words)

@@ -191,6 +191,7 @@ class ChunkStore:
         self._client = None
         self._vs = None  # langchain_chroma.Chroma
         self._lock = threading.RLock()
+        self._sentences = None
 
     # --- identity ------------------------------------------------------------
     @property
@@ -209,6 +210,27 @@ class ChunkStore:
             slug = hashlib.blake2b(self.target.encode(), digest_size=6).hexdigest()
             return base / f"{name}-{slug}"
         return base / name
+
+    @property
+    def sentences(self):
+        """The chunks' sentence vectors (:mod:`assistant.sentences`): a SQLite file next to an embedded store, a
+        second collection ``<collection>__sentences`` on a server."""
+        with self._lock:
+            if self._sentences is None:
+                from .sentences import ChromaSentenceStore, SqliteSentenceStore
+
+                if self.is_server:
+                    self._sentences = ChromaSentenceStore(self, f"{self.settings.collection}__sentences")
+                else:
+                    self._sentences = SqliteSentenceStore(self.local_path("sentences.sqlite3"), self._check_space)
+            return self._sentences
+
+    def client(self):
+        """The Chroma client (connected on first use)."""
+        with self._lock:
+            if self._client is None:
+                self._client = self._connect()
+            return self._client
 
     # --- connection ----------------------------------------------------------
     def _connect(self):
@@ -302,6 +324,7 @@ class ChunkStore:
             except Exception:  # noqa: BLE001 - did not exist
                 pass
             self._vs = None
+            self.sentences.clear()
 
     def call(self, what: str, fn, *args, **kwargs):
         try:
@@ -359,8 +382,11 @@ class ChunkStore:
             self.call("cannot update chunks", self.collection.update, ids=ids[i:i + batch], metadatas=metadatas[i:i + batch])
 
     def delete(self, ids: list[str], batch: int = 1000) -> None:
+        """Delete chunks and their sentence vectors (those first: a kill in between leaves chunks that fall back
+        to embedding their sentences at question time, never vectors without a chunk that nothing would remove)."""
         if ids:
             self._check_space("cannot delete chunks", 64 * len(ids))
+            self.call("cannot delete sentence vectors", self.sentences.delete, ids)
         for i in range(0, len(ids), batch):
             self.call("cannot delete chunks", self.collection.delete, ids=ids[i:i + batch])
 

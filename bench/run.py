@@ -56,6 +56,7 @@ INDEX_PROFILE_BUCKETS = {
     "manifest, BM25 tokens, dictionary words": ("Manifest.", "lexical_tokens", "dictionary_words"),
     "waiting for the loader thread": ("Queue.get",),
 }
+NO_SENTENCE_VECTORS = {"ASSISTANT_SENTENCE_VECTORS": "off"}
 SMOKE_CORPORA = ("debian-reference-fr", "gnome-help-fr", "debian-faq-fr", "maint-guide-fr")
 
 
@@ -284,13 +285,22 @@ class Bench:
                                       "splitter": "chars", "n_questions": self.args.questions}, timeout=4 * 3600)
 
     # ------------------------------------------------------------------ 5/6. serving
-    def serve(self, label: str, model: str, chroma_url: str | None = None, index_dir: str | None = None) -> dict:
+    def serve(self, label: str, model: str, chroma_url: str | None = None, index_dir: str | None = None,
+              env: dict | None = None) -> dict:
         idx = index_dir or str(self.work / "idx" / f"{label}-{model}")
-        self.quiet(f"serve {label}/{model}" + (" server" if chroma_url else ""))
+        self.quiet(f"serve {label}/{model}" + (" server" if chroma_url else "") + (f" {env}" if env else ""))
         params = {"index_dir": idx, "embedding_model": model, "n_questions": self.args.questions}
         if chroma_url:
             params["chroma_url"] = chroma_url
-        return run_task("serve", params, timeout=3600)
+        return run_task("serve", params, env=env, timeout=3600)
+
+    # ------------------------------------------------------------------ sentence vectors at index time
+    def sentences(self) -> dict:
+        """The ingest subset indexed with each ``sentence_vectors`` method (off / encode / pool): index time,
+        rows, and the stored vectors' cosine to question time's (bench.tasks.task_sentences)."""
+        self.quiet("sentences")
+        return run_task("sentences", {"docs": self.subsets["ingest"]["folder"], "embedding_model": "e5-small",
+                                      "work_dir": str(self.work / "idx"), "sample": 300}, timeout=3 * 3600)
 
     # ------------------------------------------------------------------ HNSW
     def hnsw(self, label: str) -> dict:
@@ -306,14 +316,16 @@ class Bench:
                         timeout=3 * 3600)
 
     # ------------------------------------------------------------------ 7. start-up
-    def startup(self, label: str, model: str, questions: bool = False) -> dict:
+    def startup(self, label: str, model: str, questions: bool = False, extra_env: dict | None = None) -> dict:
         """``python app.py`` on a built index: time to ready and first answers; with ``questions``, also every
-        question of bench/questions through ``gradio_client`` (``/ask``), each asked once (new to the app)."""
+        question of bench/questions through ``gradio_client`` (``/ask``), each asked once (new to the app).
+        ``extra_env``: settings of this run (``ASSISTANT_SENTENCE_VECTORS=off``: sentences embedded per question)."""
         idx = self.work / "idx" / f"{label}-{model}"
         port = free_port()
         env = {"ASSISTANT_INDEX_DIR": str(idx), "ASSISTANT_DOCS_DIR": self.subsets[label]["folder"],
-               "ASSISTANT_EMBEDDING_MODEL": model, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
-        self.quiet(f"startup {label}")
+               "ASSISTANT_EMBEDDING_MODEL": model, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
+               **(extra_env or {})}
+        self.quiet(f"startup {label}" + (f" {extra_env}" if extra_env else ""))
         logp = self.work / f"app-{label}.log"
         child = Child([sys.executable, "app.py"], env=env, log_path=logp)
         base = f"http://127.0.0.1:{port}"
@@ -338,12 +350,15 @@ class Bench:
                 qs = [q for q in load_questions(self.args.questions) if q not in WARMUP_QUESTIONS]
                 for q in WARMUP_QUESTIONS:
                     client.predict(q, None, None, None, api_name="/ask")
-                lat = []
+                lat, inner = [], []
                 for q in qs:
                     t = time.perf_counter()
-                    client.predict(q, None, None, None, api_name="/ask")
+                    got = client.predict(q, None, None, None, api_name="/ask")
                     lat.append((time.perf_counter() - t) * 1000)
+                    tm = (got or {}).get("timings_ms") or {} if isinstance(got, dict) else {}
+                    inner.append(float(tm.get("retrieve", 0.0)) + float(tm.get("answer", 0.0)))
                 out["ask_api_ms"] = summary_ms(lat)
+                out["ask_api_inner_ms"] = summary_ms(inner)  # retrieval + answer inside the app (the rest: HTTP, queue)
             out["first_answer_abstained"] = bool(first.get("abstained")) if isinstance(first, dict) else None
             out["rss_mb"] = child.vm_hwm_mb()
         finally:
@@ -400,7 +415,11 @@ class Bench:
         self.step("textbook", self.textbook)
         self.step("reindex:ingest", self.reindex, "ingest", "e5-small")
         self.step("serve:ingest-e5", self.serve, "ingest", "e5-small")
+        # the same index answered without its stored sentence vectors (each question embeds its candidates)
+        self.step("serve:ingest-e5-nosv", self.serve, "ingest", "e5-small", None, None, NO_SENTENCE_VECTORS)
+        self.step("sentences:ingest", self.sentences)
         self.step("app:ingest-e5", self.startup, "ingest", "e5-small", True)
+        self.step("app:ingest-e5-nosv", self.startup, "ingest", "e5-small", True, NO_SENTENCE_VECTORS)
         for label in sizes:  # then each size: build (cached) and measure
             self.step(f"build:{label}", lambda l=label: _build_row(self.build(l, "use")))
             self.step(f"serve:{label}", self.serve, label, "use")
@@ -543,7 +562,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--questions", type=int, default=None, help="questions per latency test (default: all 120)")
     p.add_argument("--work", default=str(WORK), help="work folder (indexes, subsets, raw results)")
     p.add_argument("--out", default=None, help="where RESULTS.md and the plots go (default: bench/; smoke: the work folder)")
-    p.add_argument("--only", default="", help="comma-separated steps to run (build,limit,ingestion,baseline,reindex,serve,hnsw,startup,server)")
+    p.add_argument("--only", default="", help="comma-separated steps to run (build,limit,ingestion,baseline,reindex,serve,sentences,app,hnsw,startup,server)")
     p.add_argument("--skip", default="", help="comma-separated steps to skip")
     p.add_argument("--resume", action="store_true", help="keep the results of steps an interrupted run finished")
     p.add_argument("--no-wait", action="store_true", help="do not wait for a quiet machine (measurements are flagged)")

@@ -423,7 +423,67 @@ def task_hnsw(p: dict) -> dict:
             "exact_single_ms": exact_single, "results": results}
 
 
-TASKS = {"limit": task_limit, "engines": task_engines, "index": task_index, "langchain": task_langchain, "serve": task_serve, "hnsw": task_hnsw}
+# --------------------------------------------------------------------------- sentence vectors at index time
+def task_sentences(p: dict) -> dict:
+    """The ingest subset indexed once per ``sentence_vectors`` method (off / encode / pool), each into a fresh
+    folder, one process (the model loaded once, before the clock starts): index seconds and chunks/s, sentence
+    rows stored and their size; then how close the stored vectors are to the ones question time computes."""
+    import shutil
+
+    import numpy as np
+
+    from assistant.config import Settings
+    from assistant.embeddings import make_embedder
+    from assistant.indexing import Indexer
+    from assistant.sentences import sentence_texts, text_key
+    from assistant.store import ChunkStore
+
+    base = Path(p["work_dir"])
+    emb = make_embedder(Settings.from_env(embedding_model=p.get("embedding_model") or None))
+    emb.warm_up()
+    emb.encode(["passage de mise en route"] * 4)
+    out: dict = {"embedder": emb.model_id, "methods": {}}
+    stores = {}
+    for method in p.get("methods", ["off", "encode", "pool"]):
+        idx = base / f"sentences-{method}"
+        shutil.rmtree(idx, ignore_errors=True)
+        settings = Settings.from_env(index_dir=str(idx), embedding_model=p.get("embedding_model") or None,
+                                     sentence_vectors=method)
+        t = time.perf_counter()
+        rep = Indexer(settings, embedder=emb).run([p["docs"]], show_progress=False)
+        secs = time.perf_counter() - t
+        store = ChunkStore(settings, emb)
+        stores[method] = store
+        sq = store.local_path("sentences.sqlite3")
+        out["methods"][method] = {"seconds": round(secs, 2), "chunks": rep.embedded,
+                                  "chunks_per_s": round(rep.embedded / secs, 2), "sentences_embedded": rep.sentences,
+                                  "rows": store.sentences.count(),
+                                  "sentences_mb": round(sum(f.stat().st_size for f in sq.parent.glob(sq.name + "*")) / 1e6, 2)}
+        log(f"sentences {method}: {out['methods'][method]}")
+    # the stored vectors against question time's (each sentence embedded alone, as VectorCache did)
+    ref = stores.get("encode") or next(iter(stores.values()))
+    texts = []
+    for doc, _ in ref.get(ref.all_ids()).values():
+        texts += sentence_texts(doc)
+    texts = list(dict.fromkeys(texts))
+    rnd = random.Random(7)
+    sample = rnd.sample(texts, min(len(texts), int(p.get("sample", 300))))
+    fresh = np.stack([emb.encode([t])[0] for t in sample]) if sample else np.zeros((0, emb.dim))
+    out["distinct_sentences"] = len(texts)
+    for method in ("encode", "pool"):
+        if method not in stores:
+            continue
+        found = stores[method].sentences.lookup([text_key(t) for t in sample])
+        cos = [float(found[text_key(t)] @ v) for t, v in zip(sample, fresh) if text_key(t) in found]
+        out["methods"][method]["cosine_to_query_time"] = (
+            {"n": len(cos), "found": round(len(cos) / max(1, len(sample)), 3), "min": round(min(cos), 5),
+             "p5": round(float(np.percentile(cos, 5)), 5), "mean": round(float(np.mean(cos)), 5)} if cos else None)
+    for store in stores.values():
+        shutil.rmtree(store.settings.index_path, ignore_errors=True)
+    return out
+
+
+TASKS = {"sentences": task_sentences, "limit": task_limit, "engines": task_engines, "index": task_index, "langchain": task_langchain, "serve": task_serve, "hnsw": task_hnsw}
 
 
 def main() -> None:

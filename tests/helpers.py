@@ -224,4 +224,12 @@ def check_consistent(settings, embedder) -> dict:
     snapshot = LexicalIndex(store, manifest).live_ids()
     assert snapshot == set(live), "the BM25 snapshot that queries read is not the index"
     assert manifest.get_meta("state") == "clean"
+    # sentence vectors (assistant.sentences): none without its chunk; with `encode`, every chunk has all of its own
+    from assistant.sentences import method_of, sentence_texts
+
+    with_rows = store.sentences.chunk_ids()
+    assert with_rows <= set(live), f"sentence vectors of {len(with_rows - set(live))} chunks no longer indexed"
+    if method_of(settings) == "encode" and ids:
+        lacking = [cid for cid, (doc, _) in store.get(ids).items() if sentence_texts(doc) and cid not in with_rows]
+        assert not lacking, f"{len(lacking)} chunks have no stored sentence vectors"
     return {"files": len(records), "chunks": len(ids), "ids": set(ids)}

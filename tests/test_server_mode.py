@@ -126,3 +126,53 @@ def test_a_new_server_generation_is_followed_in_the_background(chroma_server, tm
     assert reader.lexical.load()[0] == g2 and reader.lexical.live_ids() == set(store.all_ids())
     assert "4417" in reader.ask(question).answer
     assert len(builds) == 1
+
+
+def test_sentence_vectors_live_on_the_server_and_leave_with_their_document(chroma_server, tmp_path, settings_factory,
+                                                                           embedder):
+    """Server mode keeps sentence vectors in `<collection>__sentences` on the server: every app process on it finds
+    them (none embeds its candidate sentences), and they go with their document."""
+    import shutil
+
+    from assistant.sentences import sentence_texts, text_key
+
+    from .conftest import SEED_FILE
+    from .helpers import check_consistent
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(SEED_FILE, docs / SEED_FILE.name)
+    (docs / "phare.txt").write_text("Le phare d'Eckmühl, à Penmarch, mesure soixante-cinq mètres. "
+                                    "Il a été allumé pour la première fois en 1897.\n", encoding="utf-8")
+    settings = settings_factory(index_dir=str(tmp_path / "local"), chroma_url=chroma_server, collection="sent_test")
+    report = Indexer(settings, embedder=embedder).run([docs], show_progress=False)
+    assert report.sentences > 0
+    assert not list((tmp_path / "local").glob("sentences*"))  # nothing local: the server holds them
+    store = ChunkStore(settings, embedder)
+    texts = {cid: sentence_texts(doc) for cid, (doc, _) in store.get(store.all_ids()).items()}
+    assert store.sentences.count() == sum(len(t) for t in texts.values())
+    assert "sent_test__sentences" in [getattr(c, "name", c) for c in store.client().list_collections()]
+    found = store.sentences.lookup([text_key(t) for ts in texts.values() for t in ts])
+    for t in {t for ts in texts.values() for t in ts}:
+        assert float(found[text_key(t)] @ embedder.encode([t])[0]) >= 0.999
+    check_consistent(settings, embedder)
+
+    # another machine on the same server: answers without embedding a sentence
+    other = Assistant(settings.replace(index_dir=str(tmp_path / "elsewhere")), embedder=embedder)
+    ans = other.ask("How much did Morocco allocate to startups?")
+    assert not ans.abstained and "1,3 milliard" in ans.answer
+    assert other.cache.embedded_sentences == 0
+
+    # a deleted file's sentence vectors leave the server with its chunks
+    (docs / "phare.txt").unlink()
+    Indexer(settings, embedder=embedder).run([docs], show_progress=False)
+    check_consistent(settings, embedder)
+    assert store.sentences.chunk_ids() == set(store.all_ids())
+    assert not store.sentences.lookup([text_key("Le phare d'Eckmühl, à Penmarch, mesure soixante-cinq mètres.")])
+
+    # a rebuild drops them with the collection (and writes them again)
+    Indexer(settings, embedder=embedder).run([docs], rebuild=True, show_progress=False)
+    fresh = ChunkStore(settings, embedder)
+    assert fresh.sentences.chunk_ids() == set(fresh.all_ids()) and fresh.all_ids()
+    # a process whose handle predates the rebuild reopens the sentence collection
+    assert len(store.sentences.lookup([text_key(t) for ts in texts.values() for t in ts])) > 0
