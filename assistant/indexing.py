@@ -485,8 +485,9 @@ class Indexer:
                         bars.chunks(len(vecs))
             finally:
                 self._may_load.set()
-        if method != "off" and missing:
-            self._write_sentences(missing, method, pooled, report)
+        if method != "off" and chunks:
+            # kept chunks too: found in the store (nothing embedded) unless the index predates sentence vectors
+            self._write_sentences(missing + [c for c in chunks if c.id in present], method, pooled, report)
         PRIORITY.yield_to_questions()  # the writes and the tokenising below, too, give way to a question
         report.embedded += len(to_embed)
         report.reused += len(missing) - len(to_embed)

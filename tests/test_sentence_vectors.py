@@ -151,6 +151,22 @@ def test_an_index_built_without_sentence_vectors_still_answers(tmp_path, setting
     assert again.embedded == 0 and again.unchanged == 1
 
 
+def test_an_old_index_gets_sentence_vectors_for_the_files_it_reads_again(tmp_path, settings_factory, embedder):
+    from .test_indexing import write_docs
+
+    docs = tmp_path / "docs"
+    (path,) = write_docs(docs, n_files=1, paras_per_file=12)
+    Indexer(settings_factory(index_dir=str(tmp_path / "index"), sentence_vectors="off"), embedder=embedder).run(
+        [docs], show_progress=False)
+    settings = settings_factory(index_dir=str(tmp_path / "index"))
+    # an edit that keeps most chunks: those kept get their sentence vectors too, not only the new ones
+    path.write_text(path.read_text(encoding="utf-8") + "\n\nLes galettes de sarrasin se mangent salées.\n",
+                    encoding="utf-8")
+    r = Indexer(settings, embedder=embedder).run([docs], show_progress=False)
+    assert r.updated == 1 and 0 < r.embedded < r.total  # most chunks kept their ids and vectors
+    check_consistent(settings, embedder)  # and every chunk has its sentence vectors now
+
+
 def test_a_run_killed_after_writing_sentence_vectors_is_repaired(tmp_path, settings_factory, embedder, monkeypatch):
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -201,3 +217,28 @@ def test_pooled_sentence_vectors(tmp_path, settings_factory, embedder):
     a = Assistant(idx, embedder=embedder)
     ans = a.ask("How much did Morocco allocate to startups?")
     assert not ans.abstained and "1,3 milliard" in ans.answer and a.cache.embedded_sentences == 0
+
+
+def test_every_candidate_of_both_answerers_is_a_stored_sentence(tmp_path, settings_factory, embedder):
+    """The index stores the sentences the answerers take as candidates: if their splitting changes, this fails
+    (lookups would miss and question time would embed again)."""
+    from assistant.answer import ExtractiveAnswerer
+    from assistant.reader import candidates
+    from assistant.schema import ScoredChunk
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(SEED_FILE, docs / SEED_FILE.name)
+    (docs / "bretagne.txt").write_text(OTHER, encoding="utf-8")
+    (docs / "table.md").write_text("# Ports\n\n| Port | Marée |\n|---|---|\n| Brest | 6,9 m |\n| Lorient | 5,1 m |\n\n"
+                                   "Liste :\n- un premier point assez long\n- un second point assez long\n", encoding="utf-8")
+    settings = settings_factory(index_dir=str(tmp_path / "index"))
+    Indexer(settings, embedder=embedder).run([docs], show_progress=False)
+    store = ChunkStore(settings, embedder)
+    chunks = [ScoredChunk(chunk_id=cid, source=meta["source"], text=doc, score=1.0, metadata=meta)
+              for cid, (doc, meta) in store.get(store.all_ids()).items()]
+    stored = set(store.sentences.lookup([text_key(t) for ch in chunks for t in sentence_texts(ch.text)]))
+    rule = [c.text for c in ExtractiveAnswerer(embedder)._candidates(chunks)]
+    fitted = [c.text for c in candidates(chunks)]
+    assert rule and fitted
+    assert {text_key(t) for t in rule + fitted} <= stored
