@@ -30,6 +30,7 @@ import hashlib
 import logging
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -280,14 +281,20 @@ class ChromaSentenceStore(SentenceStore):
         self.name = name
         self._col = None
         self._lock = threading.Lock()
+        self._absent_until = 0.0
+
+    ABSENT_FOR = 30.0  # seconds a missing collection is taken as missing (an old index: no listing per question)
 
     def _collection(self, create: bool = True):
         with self._lock:
             if self._col is None:
                 client = self.store.client()
                 if not create:
+                    if time.monotonic() < self._absent_until:
+                        return None
                     names = [getattr(c, "name", c) for c in self.store.call("cannot list collections", client.list_collections)]
                     if self.name not in names:
+                        self._absent_until = time.monotonic() + self.ABSENT_FOR
                         return None
                 # never searched by similarity: the smallest HNSW graph Chroma allows keeps the server's work down
                 self._col = self.store.call(
@@ -374,3 +381,4 @@ class ChromaSentenceStore(SentenceStore):
             except Exception:  # noqa: BLE001 - did not exist
                 pass
             self._col = None
+            self._absent_until = 0.0
