@@ -4,7 +4,8 @@ The answerers (:class:`assistant.answer.ExtractiveAnswerer` and :class:`assistan
 question with every sentence of the retrieved passages. Embedding those sentences at question time was most of an
 ``/ask`` (226 ms p50 at 393 chunks); the indexer now embeds them once, with the chunk, and the answerers' vector
 cache (:meth:`assistant.answer.VectorCache.sentence_vectors`) looks them up by the hash of the sentence's text,
-embedding only what it does not find (an index built before this existed, a sentence the store lacks).
+embedding only what it does not find (an index built before this existed, a sentence the store lacks). Such an
+index fills in as files are read again: a changed file's new *and* kept chunks get their rows.
 
 * **Which sentences**: :func:`sentence_texts` gives every text either answerer may take as a candidate from a
   passage: :func:`assistant.text.sentence_spans` of the chunk's text, plus the sentence + next-sentence
