@@ -490,7 +490,7 @@ def sentences_md(res: dict) -> str:
         rel = f"{m['chunks_per_s'] / off:.2f}×" if off and method != "off" else "–"
         out.append(f"| {method} | {m['seconds']:.1f} | {m['chunks_per_s']:.1f} | {rel} | {m['sentences_embedded']:,} | "
                    f"{m['rows']:,} | {m['sentences_mb']:.1f} | "
-                   + (f"{cos['min']:.4f} / {cos['p5']:.4f} / {cos['mean']:.4f}" if cos else "–") + " |")
+                   + (f"{cos['min']:.5f} / {cos['p5']:.5f} / {cos['mean']:.5f}" if cos else "–") + " |")
     return "\n".join(out)
 
 
