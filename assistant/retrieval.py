@@ -211,15 +211,14 @@ def is_followup(question: str) -> bool:
     return bool(_FOLLOWUP.search(question)) or len(content) <= 1
 
 
-def condense_question(question: str, history: list[dict] | None, turns: int = 2, always: bool = False) -> str:
+def condense_question(question: str, history: list[dict] | None, turns: int = 2) -> str:
     """Standalone form of a follow-up: the question plus the recent user turns it refers to.
 
     Without an LLM, a follow-up ("What is that money for?") is expanded with the
     previous user questions, which carry the topic; self-contained questions are
-    left alone (by their words: :func:`is_followup`), unless ``always`` (the retriever then decides from
-    evidence which form to use, :meth:`HybridRetriever.run`).
+    left alone.
     """
-    if not history or not (always or is_followup(question)):
+    if not history or not is_followup(question):
         return question
     users = [_text(t.get("content")) for t in history if t.get("role") == "user"]
     users = [u for u in users if u.strip()][-turns:]
@@ -403,52 +402,19 @@ class HybridRetriever:
         return coverage
 
     def run(self, question: str, history: list[dict] | None = None, k: int | None = None) -> Retrieval:
-        """The top-k passages for ``question``; with a conversation, for its standalone form when that is the
-        better-supported reading.
-
-        Whether a question is a follow-up is decided from evidence, not from its words: with a history, the
-        question is retrieved both alone and condensed with the turns it may refer to
-        (:func:`condense_question`), and the condensed reading is kept only when its best passage is better
-        supported (a higher fused score: dense and BM25 agreeing, more of the query's words known) than the
-        question's own. A pronoun in "a-t-il" no longer pulls an unrelated earlier turn into retrieval, and a
-        follow-up without a pronoun ("Et pour un mineur ?") still gets its context."""
         k = k or self.k
         t0 = time.perf_counter()
         self.refresh()
-        # one BM25 snapshot for the whole query: its live ids filter the dense hits and its index gives the lexical
-        # hits, so a snapshot switch mid-query cannot mix an old version of a file with its new one
-        snap = self.lexical.load()
-        standalone = question
-        out, timings, translations, lang = self._retrieve(question, question, k, snap, t0)
-        condensed = condense_question(question, history, self.history_turns, always=True) if history else question
-        if condensed != question:
-            t1 = time.perf_counter()
-            c_out, c_timings, c_trans, _ = self._retrieve(question, condensed, k, snap, t1)
-            if c_out and (not out or (c_out[0].score or 0.0) > (out[0].score or 0.0)):
-                standalone, out, translations = condensed, c_out, c_trans
-            timings = {key: timings.get(key, 0.0) + c_timings.get(key, 0.0) for key in timings}
-            timings["retrieve"] = (time.perf_counter() - t0) * 1000
-        context = ""
-        if standalone != question and history:
-            last_answer = next((_text(t.get("content")) for t in reversed(history) if t.get("role") == "assistant"), "")
-            context = standalone[len(question):] + " " + re.sub(r"\[\d+\]", "", last_answer)
-        has_lexicon = self.lexicon.load()
-        live = self.lexical.live_ids(snap)
-        if not has_lexicon and live:  # an index with chunks but no word bridge: say so (once in the log, counted)
-            lexicon_unavailable(self.lexicon, self.store.settings)
-        elif has_lexicon and self.lexicon.problem is None:
-            recovered("lexicon", self.store.settings.index_path)
-        return Retrieval(question, standalone, out, timings, lang, context.strip(),
-                         translations if has_lexicon else None)
-
-    def _retrieve(self, question: str, standalone: str, k: int, snap, t0: float):
-        """Dense + BM25 retrieval of ``standalone`` (the question, or its condensed form) in one BM25 snapshot."""
+        standalone = condense_question(question, history, self.history_turns)
         lang = detect_language(question)
         n_cand = max(4 * k, int(os.environ.get("ASSISTANT_CANDIDATES", "20")))
         # the question's words, to translate into the corpus's words (both ways: EN->FR, FR->EN)
         words = [w for w in dict.fromkeys(words_of(standalone)) if w not in STOP and len(w) > 2 and not w.isdigit()]
         qvec, word_vecs = self.embed_question(standalone, words)
         t_embed = time.perf_counter()
+        # one BM25 snapshot for the whole query: its live ids filter the dense hits and its index gives the lexical
+        # hits, so a snapshot switch mid-query cannot mix an old version of a file with its new one
+        snap = self.lexical.load()
         dense = self.store.query(qvec, n_cand)
         live = self.lexical.live_ids(snap)
         if live is not None:  # read a consistent snapshot while an indexing run writes
@@ -489,5 +455,14 @@ class HybridRetriever:
         t_end = time.perf_counter()
         timings = {"embed": (t_embed - t0) * 1000, "dense": (t_dense - t_embed) * 1000,
                    "translate": (t_trans - t_dense) * 1000, "lexical": (t_lex - t_trans) * 1000, "retrieve": (t_end - t0) * 1000}
-        return out, timings, translations, lang
-
+        context = ""
+        if standalone != question and history:
+            last_answer = next((_text(t.get("content")) for t in reversed(history) if t.get("role") == "assistant"), "")
+            context = standalone[len(question):] + " " + re.sub(r"\[\d+\]", "", last_answer)
+        has_lexicon = self.lexicon.load()
+        if not has_lexicon and live:  # an index with chunks but no word bridge: say so (once in the log, counted)
+            lexicon_unavailable(self.lexicon, self.store.settings)
+        elif has_lexicon and self.lexicon.problem is None:
+            recovered("lexicon", self.store.settings.index_path)
+        return Retrieval(question, standalone, out, timings, lang, context.strip(),
+                         translations if has_lexicon else None)

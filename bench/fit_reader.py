@@ -6,9 +6,11 @@
    unanswerable cases give negatives only.
 2. Choose the regularisation C by question-grouped 5-fold cross-validation (log-loss of the held-out folds), then
    fit a logistic regression on all of TRAIN (scikit-learn, standardised features, deterministic solver).
-3. On DEV, choose the abstention threshold: the lowest threshold on the best sentence's probability at which
-   the answered DEV questions are correct with at least ``--precision`` (answering an unanswerable one counts
-   as wrong); report Brier score and ECE of the chosen sentences.
+3. On DEV, choose the abstention threshold on the best sentence's probability: by default (``--threshold-rule
+   passed``) the one at which the most DEV questions pass - answered right, or abstained when unanswerable: what a
+   user sees -; with ``--threshold-rule precision``, the lowest at which the answered DEV questions are correct
+   with at least ``--precision`` (answering an unanswerable one counts as wrong). Report Brier score and ECE of
+   the chosen sentences.
 4. Write ``assistant/reader_weights/<embedder model_id>.json``. Same data, same file: the fit is deterministic.
 """
 from __future__ import annotations
@@ -133,6 +135,16 @@ def choose_threshold(dec, precision: float) -> tuple[float, list[dict]]:
     return (ok[0]["threshold"] if ok else 0.99), curve
 
 
+def choose_threshold_passed(dec, curve: list[dict]) -> float:
+    """The threshold at which the most questions pass (right answer, or abstention on an unanswerable one); the
+    lowest such threshold on a tie."""
+    def passed(t: float) -> int:
+        return sum(1 for p, ok, a, veto in dec if (a and ok and p >= t and not veto) or (not a and (p < t or veto)))
+
+    scores = {c["threshold"]: passed(c["threshold"]) for c in curve}
+    return max(scores, key=lambda t: (scores[t], -t))
+
+
 def calibration(dec, bins: int = 10) -> dict:
     """Brier score and ECE of the chosen sentence's probability against its correctness."""
     p = np.array([d[0] for d in dec])
@@ -179,6 +191,8 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m bench.fit_reader", description=__doc__.split("\n\n")[0])
     ap.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS))
+    ap.add_argument("--threshold-rule", choices=("passed", "precision"), default="passed",
+                    help="passed: most DEV questions passed (default); precision: lowest threshold reaching --precision")
     ap.add_argument("--precision", type=float, default=0.8, help="precision of the answered DEV questions")
     ap.add_argument("--features", nargs="+", default=list(FEATURES))
     ap.add_argument("--cloze", type=int, default=0,
@@ -204,17 +218,20 @@ def main(argv=None) -> int:
     pd = w.probabilities(Xd) if len(Xd) else np.zeros(0)
     dec = decisions(pd, dev_cases)
     threshold, curve = choose_threshold(dec, args.precision)
+    if args.threshold_rule == "passed":
+        threshold = choose_threshold_passed(dec, curve)
     cal = calibration(dec)
     w.threshold = threshold
     w.meta = {"version": VERSION, "model_id": embedder.model_id, "fitted": str(date.today()),
               "trained_on": {"split": "train", "variants": args.variants, "cases": len(train_cases),
                              "candidates": int(len(y)), "positives": int(y.sum())},
-              "C": C, "cv_logloss": cv, "threshold_rule": f"lowest threshold with DEV precision >= {args.precision}",
+              "C": C, "cv_logloss": cv, "threshold_rule": (f"lowest threshold with DEV precision >= {args.precision}"
+                                 if args.threshold_rule == "precision" else "most DEV questions passed"),
               "cloze_per_corpus": args.cloze, "dev": {"cases": len(dev_cases), **cal},
               "dev_risk_coverage": curve[::5]}
     for f, c in sorted(zip(args.features, coef), key=lambda t: -abs(t[1])):
         print(f"  {f:18s} {c:+.3f}")
-    print(f"threshold {threshold} (dev precision target {args.precision}); dev calibration {cal}")
+    print(f"threshold {threshold} (rule: {w.meta['threshold_rule']}); dev calibration {cal}")
     at = next(c for c in curve if c["threshold"] == threshold)
     print(f"dev at threshold: {at}")
     plot_risk_coverage(curve, threshold, WORK / "quality" / "risk_coverage.png")

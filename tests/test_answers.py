@@ -183,37 +183,3 @@ def test_cli_ask_json_and_errors(seeds_index, tmp_path):
     out = run_cli("ask", "How much?", index_dir=tmp_path / "no-index")
     assert out.returncode == 1 and "assistant index" in out.stderr and "Traceback" not in out.stderr
 
-
-FOLLOWUP_DOCS = {
-    "passeport.md": "# Le passeport\n\nLe passeport est un titre de voyage délivré par la mairie. Sa demande se fait "
-                    "en ligne puis au guichet d'une mairie équipée d'une station biométrique.\n\n"
-                    "Pour un mineur, la demande est faite par un parent, et l'enfant doit être présent au dépôt du "
-                    "dossier. Le passeport d'un mineur est valable cinq ans.\n",
-    "velo.md": "# La prime vélo\n\nLa prime à l'achat d'un vélo électrique s'élève à 400 euros pour les ménages "
-               "modestes. Le vélo doit être neuf et acheté chez un commerçant.\n",
-}
-
-
-def test_followup_is_decided_from_evidence_not_words(tmp_path, settings_factory, embedder):
-    """A follow-up without a pronoun gets its context; a new question with "a-t-il" does not borrow the last turn."""
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name, text in FOLLOWUP_DOCS.items():
-        (docs / name).write_text(text, encoding="utf-8")
-    a = Assistant(settings_factory(index_dir=str(tmp_path / "index")), embedder=embedder)
-    a.index([docs], show_progress=False)
-    history = [{"role": "user", "content": "Où faut-il demander un passeport ?"},
-               {"role": "assistant", "content": "Au guichet d'une mairie équipée d'une station biométrique [1]."}]
-    # no pronoun at all: the words alone would not condense it (is_followup is False), the evidence does
-    from assistant.retrieval import is_followup
-
-    assert not is_followup("Et pour un mineur, quelle durée de validité ?")
-    assert is_followup("Quel montant la prime au vélo électrique a-t-elle ?")  # what the words alone said
-    fu = a.retrieve("Et pour un mineur, quelle durée de validité ?", history)
-    assert "passeport" in fu.standalone and fu.chunks[0].source.endswith("passeport.md")
-    # a topic switch whose inversion holds "il": retrieved as asked, the passport turn stays out
-    switch = a.retrieve("Quel montant la prime au vélo électrique a-t-elle ?", history)
-    assert switch.standalone == "Quel montant la prime au vélo électrique a-t-elle ?" and switch.context == ""
-    assert switch.chunks[0].source.endswith("velo.md")
-    ans = a.ask("Quel montant la prime au vélo électrique a-t-elle ?", history)
-    assert not ans.abstained and has(ans.answer, "400 euros")

@@ -232,6 +232,10 @@ def test_short_span_of_the_asked_kind():
     assert R.short_span("Quel montant le Maroc a-t-il mobilisé ?", s) == "1,3 milliard de dirhams"
     assert R.short_span("Quand a eu lieu la journée ?", "La journée a eu lieu le 15 mars 2024 à Doha.") == "15 mars 2024"
     assert R.short_span("How many startups took part?", "Au total, 120 startups ont participé en 2024.") == "120 startups"
+    # the article is not a count, and the question's counted noun is preferred to another count
+    assert R.short_span("How many startups did Qatar fund?", "Le Maroc a mobilisé une enveloppe.") is None
+    assert R.short_span("Combien de livres puis-je emprunter ?", "Vous avez 3 semaines pour rendre 12 livres.") \
+        == "12 livres"
     assert R.short_span("Who is the minister?", s) is None
     assert R.short_span("How much did it cost?", "It was free.") is None
 
@@ -249,3 +253,33 @@ def test_reader_puts_the_short_answer_first():
     assert ans.short_answer == "1,3 milliard de dirhams"
     assert ans.answer.startswith("**1,3 milliard de dirhams** [1] — from the French source: « Le Maroc")
     assert ans.citations[0].quote == S1 and ans.to_json()["short_answer"] == "1,3 milliard de dirhams"
+
+
+def _fitted(monkeypatch, settings_factory, embedder, seeds_index):
+    from assistant.pipeline import Assistant
+
+    monkeypatch.setenv("ASSISTANT_READER", "fitted")
+    a = Assistant(settings_factory(index_dir=str(seeds_index)), embedder=embedder)
+    assert isinstance(a.extractive, R.Reader)
+    return a
+
+
+def test_fitted_reader_answers_the_demo(monkeypatch, settings_factory, embedder, seeds_index):
+    """The real model and the packaged weights on the demo corpus: the example question answers 1,3 milliard de
+    dirhams first, with its citation, in English and in French; an off-corpus question abstains."""
+    a = _fitted(monkeypatch, settings_factory, embedder, seeds_index)
+    for q in ("How much did Morocco allocate to startups?", "Quel montant le Maroc a-t-il mobilisé pour les startups ?"):
+        ans = a.ask(q)
+        assert not ans.abstained and ans.short_answer == "1,3 milliard de dirhams", (q, ans.answer)
+        assert ans.answer.startswith("**1,3 milliard de dirhams** [1]") and ans.citations
+        assert "1,3 milliard" in ans.citations[0].quote and 0 < ans.confidence <= 1
+    ans = a.ask("What is the capital of France?")
+    assert ans.abstained and not ans.citations, ans.answer
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (docs/reader.md): at its DEV-chosen threshold the fitted reader "
+                   "answers the Qatar question with Morocco's sentence; no fitted feature separates it")
+def test_fitted_reader_abstains_on_the_borrowed_subject(monkeypatch, settings_factory, embedder, seeds_index):
+    a = _fitted(monkeypatch, settings_factory, embedder, seeds_index)
+    ans = a.ask("How much did Qatar allocate to startups?")
+    assert ans.abstained and not ans.citations, ans.answer
