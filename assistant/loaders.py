@@ -162,7 +162,10 @@ class DocumentLoader:
                 if size > self.max_bytes:
                     raise LoadError(f"file is {size / 1e6:.1f} MB, over the {self.max_bytes / 1e6:.0f} MB limit")
                 with open(path, "rb") as fh:
-                    data = fh.read(self.max_bytes + 1)
+                    # read(n) allocates n bytes up front: the file's size, not the limit (100 MB for every file read)
+                    data = fh.read(size + 1)
+                    if len(data) > size:  # it grew since stat: the rest, up to the limit
+                        data += fh.read(self.max_bytes + 1 - len(data))
             except PermissionError:
                 raise LoadError("permission denied") from None
             except IsADirectoryError:

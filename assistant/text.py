@@ -12,6 +12,7 @@ import os
 import re
 import unicodedata
 from functools import lru_cache
+from typing import Iterator
 
 # --------------------------------------------------------------------------- normalisation
 _APOS = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201b": "'", "\u00b4": "'", "`": "'",
@@ -71,23 +72,44 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
     ends one when the line ends with punctuation or the next line is a list
     item or a table row.
     """
+    return list(iter_sentence_spans(text, start, end))
+
+
+def iter_sentence_spans(text: str, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int]]:
+    """:func:`sentence_spans` one at a time: the memory it holds is bounded by one line, not by the text (the chunker
+    reads a 20 MB paragraph of a million sentences through it)."""
     end = len(text) if end is None else end
-    spans: list[tuple[int, int]] = []
-    for pm in re.finditer(r"(?:[^\n]|\n(?![ \t]*\n))+", text[start:end]):
-        ps, pe = start + pm.start(), start + pm.end()
+    for ps, pe in _paragraphs(text, start, end):
         for ls, le in _line_groups(text, ps, pe):
-            _split_sentences(text, ls, le, spans)
-    return spans
+            yield from _split_sentences(text, ls, le)
 
 
-def _line_groups(text: str, s: int, e: int) -> list[tuple[int, int]]:
+# A line break followed by a blank line (spaces and tabs only): the paragraphs of a text are what lies between them.
+_PARA_BREAK = re.compile(r"\n(?=[ \t]*\n)")
+
+
+def _paragraphs(text: str, start: int, end: int):
+    """(start, end) of each paragraph of ``text[start:end]``: the runs of text between line breaks that a blank line
+    follows, i.e. the matches of ``(?:[^\\n]|\\n(?![ \\t]*\\n))+``. That regex kept a backtracking frame per
+    character it matched (150 bytes a character: a 20 MB single line took 3 GB); finding the breaks takes none."""
+    pos = start
+    for m in _PARA_BREAK.finditer(text, start, end):
+        if m.start() > pos:
+            yield pos, m.start()
+        pos = m.end()
+    if end > pos:
+        yield pos, end
+
+
+def _line_groups(text: str, s: int, e: int) -> Iterator[tuple[int, int]]:
     """Lines of a paragraph grouped into runs of text (a line wrapped inside a sentence joins the previous one).
 
     Linear in the paragraph: whether a line starts a new group depends on the group so far only through its last
     character, its length and whether it holds " | ", which are kept up to date as lines join (slicing the whole
-    group for each line made a paragraph of 100k wrapped lines quadratic).
+    group for each line made a paragraph of 100k wrapped lines quadratic). A group is given as soon as the next one
+    starts (only the last one can still grow).
     """
-    groups: list[list[int]] = []
+    group: list[int] | None = None  # [start, end] of the last group
     bar = False  # a line of the last group before its last one holds " | "
     last = (0, 0)  # the last line of the last group
     pos = s
@@ -98,9 +120,9 @@ def _line_groups(text: str, s: int, e: int) -> list[tuple[int, int]]:
         body = text[ls:le].strip()
         if not body:
             continue
-        if groups:
-            g0 = groups[-1][0]
-            j = groups[-1][1]
+        if group is not None:
+            g0 = group[0]
+            j = group[1]
             while j > g0 and text[j - 1].isspace():  # the group rstripped: stops inside its last line (not blank)
                 j -= 1
             tail = text[j - 1]
@@ -113,16 +135,18 @@ def _line_groups(text: str, s: int, e: int) -> list[tuple[int, int]]:
             )
             if not breaks:
                 bar = bar or " | " in text[last[0]:last[1]]
-                groups[-1][1] = le
+                group[1] = le
                 last = (ls, le)
                 continue
-        groups.append([ls, le])
+            yield group[0], group[1]
+        group = [ls, le]
         bar = False
         last = (ls, le)
-    return [(a, b) for a, b in groups]
+    if group is not None:
+        yield group[0], group[1]
 
 
-def _split_sentences(text: str, s: int, e: int, out: list[tuple[int, int]]) -> None:
+def _split_sentences(text: str, s: int, e: int) -> Iterator[tuple[int, int]]:
     cur = s
     seg = text[s:e]
     for m in _END.finditer(seg):
@@ -134,18 +158,21 @@ def _split_sentences(text: str, s: int, e: int, out: list[tuple[int, int]]) -> N
             continue  # "1. 2." numbering inside a line
         if not _NEXT_START.match(text, stop) and stop < e:
             continue
-        _push(text, cur, stop, out)
+        span = _trimmed(text, cur, stop)
+        if span:
+            yield span
         cur = stop
-    _push(text, cur, e, out)
+    span = _trimmed(text, cur, e)
+    if span:
+        yield span
 
 
-def _push(text: str, a: int, b: int, out: list[tuple[int, int]]) -> None:
+def _trimmed(text: str, a: int, b: int) -> tuple[int, int] | None:
     while a < b and text[a].isspace():
         a += 1
     while b > a and text[b - 1].isspace():
         b -= 1
-    if b > a:
-        out.append((a, b))
+    return (a, b) if b > a else None
 
 
 def split_sentences(text: str) -> list[str]:

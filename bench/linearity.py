@@ -11,15 +11,19 @@ depth count), then each (input, size) runs in its own child process, which times
 * ``chunk``     ``Chunker.run`` (sentence splitting again, token counting, cutting, packing)
 * ``lexical``   ``lexical_tokens`` of every chunk (what BM25 indexes) and ``dictionary_words`` (the lexicon's input)
 
-and reports its peak RSS above what the imports took (``ru_maxrss`` of a fresh process, so no tracemalloc
-overhead distorts the times). No embedding: that is linear by construction (chunks are embedded in batches).
+and reports its peak RSS above what the imports took, overall and per stage (the stage's high-water mark above the
+RSS it started with: ``VmHWM`` of ``/proc/self/status``, reset through ``/proc/self/clear_refs`` before each stage),
+with no tracemalloc overhead distorting the times. A second child process runs the same stages under ``tracemalloc``
+and reports each stage's peak of Python allocations above what it started with (``--no-tracemalloc``: skip that
+pass). No embedding: that is linear by construction (chunks are embedded in batches).
 
 Bounds checked (the exit status is 1 when one breaks):
 
 * time(largest) <= 15/10 x (largest / reference) x time(reference) for load + chunk + lexical and for each stage,
   the reference being 2 MB when measured (time(20 MB) <= 15 x time(2 MB)), else the smallest size; times under
   0.05 s count as 0.05 s (timer noise and fixed costs would make ratios of milliseconds meaningless);
-* the same bound for the peak memory above the imports (under 20 MB counts as 20 MB);
+* the same bound for the peak memory above the imports (RSS), and for each stage's peak (RSS and tracemalloc);
+  peaks under 20 MB count as 20 MB;
 * loading + chunking a 20 MB single line of words in 30 s or less.
 
 This module is standalone: it is not part of ``python -m bench``'s main run.
@@ -219,16 +223,76 @@ UNITS = {"short-lines": "50k lines", "long-lines": "16k lines", "html-deep": "10
 
 
 # --------------------------------------------------------------------------- one measurement (child process)
+def _status_mb(field: str) -> float | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """The process's peak RSS (MB) since the last :func:`_reset_peak`."""
+    hwm = _status_mb("VmHWM")
+    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(path: Path) -> dict:
-    """Time each stage on one file (run in a fresh process: its peak RSS is this file's)."""
+def _reset_peak() -> float:
+    """Reset the peak RSS to the current RSS (Linux: ``/proc/self/clear_refs``) and return it (MB)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+    cur = _status_mb("VmRSS")
+    return cur if cur is not None else _rss_mb()
+
+
+class _Stages:
+    """Each stage's seconds and peak memory above what the process held when it started (RSS, or with ``traced``
+    the tracemalloc peak of Python allocations, which sees what CPython allocates but not tiktoken's own)."""
+
+    def __init__(self, out: dict, traced: bool):
+        self.out, self.traced = out, traced
+        self.base = _reset_peak()
+        self.top = 0.0
+        if traced:
+            import tracemalloc
+
+            tracemalloc.start()
+
+    def run(self, name: str, fn):
+        if self.traced:
+            import tracemalloc
+
+            tracemalloc.reset_peak()
+            start = tracemalloc.get_traced_memory()[0]
+        else:
+            start = _reset_peak()
+        t0 = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.out[name] = time.perf_counter() - t0
+            if self.traced:
+                self.out[f"{name}_traced_mb"] = (tracemalloc.get_traced_memory()[1] - start) / 2 ** 20
+            else:
+                peak = _rss_mb()
+                self.out[f"{name}_mb"] = peak - start
+                self.top = max(self.top, peak - self.base)
+                self.out["peak_mb"] = self.top
+
+
+def measure(path: Path, traced: bool = False) -> dict:
+    """Time each stage on one file (run in a fresh process: its peak RSS is this file's); ``traced``: under
+    tracemalloc, for each stage's peak of Python allocations (the times are then slower than they should be)."""
     from assistant.chunking import Chunker
     from assistant.lexicon import dictionary_words
     from assistant.loaders import DocumentLoader, LoadError
-    from assistant.text import lexical_tokens, sentence_spans
+    from assistant.text import iter_sentence_spans, lexical_tokens
 
     import trafilatura  # noqa: F401  (imports are not the input's cost)
     import pypdf  # noqa: F401
@@ -237,44 +301,61 @@ def measure(path: Path) -> dict:
     chunker = Chunker(160, 30)
     chunker.count_tokens("warm up")
     dictionary_words("warm up the word frequencies")
-    base = _rss_mb()
     out: dict = {"bytes": path.stat().st_size}
-    t0 = time.perf_counter()
+    stages = _Stages(out, traced)
     try:
-        doc = DocumentLoader(max_file_mb=1000).run(path)
+        doc = stages.run("load", lambda: DocumentLoader(max_file_mb=1000).run(path))
     except LoadError as err:
-        out.update(load=time.perf_counter() - t0, error=str(err), peak_mb=_rss_mb() - base)
+        out.update(error=str(err))
         return out
-    out["load"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    n_sent = sum(len(sentence_spans(doc.text, b.start, b.end)) for b in doc.blocks)
-    out["sentences"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    chunks = chunker.run(doc)
-    out["chunk"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    n_tok = sum(len(lexical_tokens(c.embed_text)) for c in chunks)
-    words: set[str] = set()
-    for c in chunks:
-        words |= dictionary_words(c.embed_text)
-    out["lexical"] = time.perf_counter() - t0
+    # the splitter itself (sentence_spans' list of every sentence costs ~130 bytes a sentence more)
+    n_sent = stages.run("sentences", lambda: sum(sum(1 for _ in iter_sentence_spans(doc.text, b.start, b.end))
+                                                  for b in doc.blocks))
+    chunks = stages.run("chunk", lambda: chunker.run(doc))
+
+    def lexical():
+        n = sum(len(lexical_tokens(c.embed_text)) for c in chunks)
+        words: set[str] = set()
+        for c in chunks:
+            words |= dictionary_words(c.embed_text)
+        return n
+
+    n_tok = stages.run("lexical", lexical)
     assert all(doc.text[c.start:c.end] == c.text for c in chunks)
     out.update(chars=len(doc.text), blocks=len(doc.blocks), sentence_count=n_sent, chunks=len(chunks),
                max_tokens=max((chunker.count_tokens(c.text) for c in chunks), default=0), lexical_tokens=n_tok,
-               unique_texts=len({c.text_hash for c in chunks}), peak_mb=_rss_mb() - base)
+               unique_texts=len({c.text_hash for c in chunks}))
     return out
 
 
-def run_case(path: Path, timeout: float) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "bench.linearity", "--measure", str(path)], cwd=str(REPO),
-                          capture_output=True, text=True, timeout=timeout)
+def _child(path: Path, timeout: float, traced: bool) -> dict:
+    cmd = [sys.executable, "-m", "bench.linearity", "--measure", str(path)] + (["--traced"] if traced else [])
+    proc = subprocess.run(cmd, cwd=str(REPO), capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"measuring {path.name} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def run_case(path: Path, timeout: float, traced: bool = True) -> dict:
+    """The timed measurement, then (``traced``) each stage's tracemalloc peak from a second process."""
+    out = _child(path, timeout, False)
+    if traced and not out.get("error"):
+        mem = _child(path, timeout, True)
+        out.update({k: v for k, v in mem.items() if k.endswith("_traced_mb")})
+    return out
+
+
 # --------------------------------------------------------------------------- report
 STAGES = ("load", "sentences", "chunk", "lexical")
+
+
+def _reference(sizes: list[float]) -> float:
+    """The size ratios are taken against: 2 MB when measured below the largest size, else the smallest."""
+    return 2.0 if 2.0 in sizes and 2.0 < max(sizes) else min(sizes)
+
+
+def _mem_ratio(a: float, b: float) -> float:
+    return max(b, MEM_FLOOR) / max(a, MEM_FLOOR)
 
 
 def total(r: dict) -> float:
@@ -284,7 +365,7 @@ def total(r: dict) -> float:
 def check(results: dict[str, dict[float, dict]], sizes: list[float]) -> list[str]:
     """Broken bounds, as sentences (empty: all hold)."""
     broken = []
-    ref = 2.0 if 2.0 in sizes else min(sizes)
+    ref = _reference(sizes)
     top = max(sizes)
     if top <= ref:
         return broken
@@ -301,9 +382,18 @@ def check(results: dict[str, dict[float, dict]], sizes: list[float]) -> list[str
             ratio = max(tb, TIME_FLOOR) / max(ta, TIME_FLOOR)
             if ratio > allowed:
                 broken.append(f"{name} {stage}: time({top:g}) = {ratio:.1f} x time({ref:g}), over {allowed:.1f}")
-        ratio = max(b["peak_mb"], MEM_FLOOR) / max(a["peak_mb"], MEM_FLOOR)
+        ratio = _mem_ratio(a["peak_mb"], b["peak_mb"])
         if ratio > allowed:
             broken.append(f"{name} memory: peak({top:g}) = {ratio:.1f} x peak({ref:g}), over {allowed:.1f}")
+        for stage in STAGES:
+            for suffix, what in (("_mb", "RSS"), ("_traced_mb", "tracemalloc")):
+                ma, mb_ = a.get(stage + suffix), b.get(stage + suffix)
+                if ma is None or mb_ is None:
+                    continue
+                ratio = _mem_ratio(ma, mb_)
+                if ratio > allowed:
+                    broken.append(f"{name} {stage} memory ({what}): peak({top:g}) = {ratio:.1f} x peak({ref:g}), "
+                                  f"over {allowed:.1f}")
     line = results.get("line-words", {}).get(20.0)
     if line and line.get("load", 0) + line.get("chunk", 0) > LINE_20MB_SECONDS:
         broken.append(f"line-words: loading + chunking 20 MB took {line['load'] + line['chunk']:.1f} s, "
@@ -312,7 +402,7 @@ def check(results: dict[str, dict[float, dict]], sizes: list[float]) -> list[str
 
 
 def markdown(results: dict[str, dict[float, dict]], sizes: list[float], broken: list[str], info: str) -> str:
-    ref = 2.0 if 2.0 in sizes else min(sizes)
+    ref = _reference(sizes)
     top = max(sizes)
     head = ["input", "unit"] + [f"{s:g}" for s in sizes] + [f"ratio {top:g}/{ref:g}", "slowest stage at top",
                                                           f"peak MB at {top:g}", "chunks at top"]
@@ -348,6 +438,26 @@ def markdown(results: dict[str, dict[float, dict]], sizes: list[float], broken: 
                 cells.append(f"{s:g}: " + " / ".join(f"{r.get(k, 0):.2f}" for k in STAGES))
         lines.append(f"* {name}: " + "; ".join(cells))
     lines.append("")
+    lines.append(f"Peak memory per stage, MB above what the process held when the stage started, at {ref:g} -> {top:g} "
+                 f"(ratio, peaks under {MEM_FLOOR:.0f} MB counting as {MEM_FLOOR:.0f}); RSS high-water mark, then the "
+                 "tracemalloc peak of Python allocations (a second run; it does not see tiktoken's own). "
+                 f"The last column is the whole run's peak RSS at {top:g} per byte of input:")
+    lines.append("")
+    mhead = ["input"] + [f"{k} RSS" for k in STAGES] + [f"{k} traced" for k in STAGES] + [f"peak / input byte at {top:g}"]
+    lines += ["| " + " | ".join(mhead) + " |", "|" + "---|" * len(mhead)]
+    for name, by_size in results.items():
+        a, b = by_size.get(ref), by_size.get(top)
+        if not a or not b or b.get("error"):
+            continue
+        row = [name]
+        for suffix in ("_mb", "_traced_mb"):
+            for k in STAGES:
+                ma, mb_ = a.get(k + suffix), b.get(k + suffix)
+                row.append("—" if ma is None or mb_ is None else
+                           f"{ma:.0f} -> {mb_:.0f} ({_mem_ratio(ma, mb_):.1f})")
+        row.append(f"{b['peak_mb'] * 2 ** 20 / max(b['bytes'], 1):.1f}")
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
     lines.append("All bounds hold." if not broken else "**Broken bounds:**\n\n" + "\n".join(f"* {b}" for b in broken))
     return "\n".join(lines) + "\n"
 
@@ -359,10 +469,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(BENCH_DIR / "LINEARITY.md"), help="Markdown table (default bench/LINEARITY.md)")
     ap.add_argument("--json", default="", help="also write the raw figures here")
     ap.add_argument("--timeout", type=float, default=600, help="seconds before one measurement is abandoned")
+    ap.add_argument("--no-tracemalloc", action="store_true",
+                    help="skip the second, tracemalloc run of each measurement (per-stage Python allocation peaks)")
     ap.add_argument("--measure", default="", help=argparse.SUPPRESS)  # child mode: one file
+    ap.add_argument("--traced", action="store_true", help=argparse.SUPPRESS)  # child mode: under tracemalloc
     args = ap.parse_args(argv)
     if args.measure:
-        print(json.dumps(measure(Path(args.measure))))
+        print(json.dumps(measure(Path(args.measure), traced=args.traced)))
         return 0
     sizes = sorted({float(s) for s in args.sizes.split(",") if s.strip()})
     names = [n.strip() for n in args.inputs.split(",") if n.strip()]
@@ -376,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
             for mb in sizes:
                 path = INPUTS[name](Path(tmp) / f"{name}-{mb:g}", mb, random.Random(0))
                 try:
-                    r = run_case(path, args.timeout)
+                    r = run_case(path, args.timeout, traced=not args.no_tracemalloc)
                 except subprocess.TimeoutExpired:
                     r = {"bytes": path.stat().st_size, "load": args.timeout, "error": f"over {args.timeout:.0f} s",
                          "peak_mb": 0.0}
@@ -384,7 +497,9 @@ def main(argv: list[str] | None = None) -> int:
                 path.unlink()
                 print(f"{name:14s} {mb:5g}  load {r.get('load', 0):6.2f}  sentences {r.get('sentences', 0):6.2f}  "
                       f"chunk {r.get('chunk', 0):6.2f}  lexical {r.get('lexical', 0):6.2f}  "
-                      f"peak {r['peak_mb']:6.0f} MB  {r.get('chunks', r.get('error', ''))}", file=sys.stderr, flush=True)
+                      f"peak {r.get('peak_mb', 0):6.0f} MB (chunk {r.get('chunk_mb', 0):.0f} MB RSS, "
+                      f"{r.get('chunk_traced_mb', 0):.0f} MB traced)  {r.get('chunks', r.get('error', ''))}",
+                      file=sys.stderr, flush=True)
     broken = check(results, sizes)
     import platform
 
