@@ -46,6 +46,7 @@ _END = re.compile(r"""(?<![.!?…])([.!?…]+(?:\u00a0?\s?[»"”’')\]]+)?)(?=
 # = \s+[«"“‘'(\[]?\s*[A-Z…] without the two adjacent whitespace runs, which backtracked quadratically over long spaces
 _NEXT_START = re.compile(r"""\s+(?:[«"“‘'(\[]\s*)?[A-ZÀ-ÖØ-ÞŒ0-9¿¡]""")
 _LIST_START = re.compile(r"\s*([-*•–·]|\d+[.)])\s")
+_NON_SPACE = re.compile(r"\S")
 
 
 def _is_abbrev(text: str, dot: int) -> bool:
@@ -117,9 +118,13 @@ def _line_groups(text: str, s: int, e: int) -> Iterator[tuple[int, int]]:
         nl = text.find("\n", pos, e)
         ls, le = pos, (e if nl == -1 else nl)
         pos = le + 1
-        body = text[ls:le].strip()
-        if not body:
+        # the line stripped, as offsets (slicing a 20 MB line to strip it copied it twice)
+        first = _NON_SPACE.search(text, ls, le)
+        if first is None:
             continue
+        bs, be = first.start(), le
+        while text[be - 1].isspace():  # stops at bs at the latest
+            be -= 1
         if group is not None:
             g0 = group[0]
             j = group[1]
@@ -129,12 +134,12 @@ def _line_groups(text: str, s: int, e: int) -> Iterator[tuple[int, int]]:
             breaks = (
                 tail in ".!?:;…»\"”"
                 or _LIST_START.match(text, ls, le)
-                or " | " in body
-                or bar or " | " in text[last[0]:j]
+                or text.find(" | ", bs, be) != -1
+                or bar or text.find(" | ", last[0], j) != -1
                 or j - g0 < 40 and tail != ","
             )
             if not breaks:
-                bar = bar or " | " in text[last[0]:last[1]]
+                bar = bar or text.find(" | ", last[0], last[1]) != -1
                 group[1] = le
                 last = (ls, le)
                 continue
@@ -148,10 +153,15 @@ def _line_groups(text: str, s: int, e: int) -> Iterator[tuple[int, int]]:
 
 def _split_sentences(text: str, s: int, e: int) -> Iterator[tuple[int, int]]:
     cur = s
-    seg = text[s:e]
-    for m in _END.finditer(seg):
-        dot = s + m.start()
-        stop = s + m.end()
+    if s > 0 and text[s - 1] in ".!?…":
+        # _END's look-behind must not see the punctuation before the group: search a copy of it (not seen in practice:
+        # a group starts a line)
+        off, matches = s, _END.finditer(text[s:e])
+    else:
+        off, matches = 0, _END.finditer(text, s, e)  # no copy of the group (a 20 MB line)
+    for m in matches:
+        dot = off + m.start()
+        stop = off + m.end()
         if m.group(1).startswith(".") and not m.group(1).startswith("..") and _is_abbrev(text, dot):
             continue
         if m.group(1).startswith(".") and re.match(r"\d", text[dot - 1:dot] or "x") and re.match(r"\s*\d", text[stop:stop + 3]):
@@ -221,13 +231,21 @@ STEMMING = os.environ.get("ASSISTANT_STEM", "1") != "0"
 LEXICAL_VERSION = "3" + ("" if STEMMING else "-nostem")  # bump when lexical_tokens changes: BM25 indexes are rebuilt
 
 
-@lru_cache(maxsize=200_000)
+# Words up to this length are cached (by stem and zipf): a cache of 100-200k entries keyed by 300-character "words"
+# (a file without spaces) held ~100 MB for the life of the process.
+_CACHED_WORD = 40
+
+
 def stem(word: str) -> str:
     """Light multilingual stemming: strip common English/French inflections, then cap at 6 characters.
 
     The cap makes cognates meet across the two languages ("minister"/"ministre",
     "cybersecurity"/"cybersecurite") and costs little within one language.
     """
+    return _stem_cached(word) if len(word) <= _CACHED_WORD else _stem(word)
+
+
+def _stem(word: str) -> str:
     w = word
     if len(w) > 4:
         for suf in ("ements", "ement", "ations", "ation", "ments", "ment", "ings", "ing", "ies", "ees", "es", "ee", "s", "e", "x"):
@@ -235,6 +253,9 @@ def stem(word: str) -> str:
                 w = w[: -len(suf)]
                 break
     return w[:6]
+
+
+_stem_cached = lru_cache(maxsize=200_000)(_stem)
 
 
 def lexical_tokens(text: str, stemming: bool = STEMMING) -> list[str]:
@@ -251,9 +272,17 @@ def lexical_tokens(text: str, stemming: bool = STEMMING) -> list[str]:
     return out
 
 
-@lru_cache(maxsize=100_000)
 def zipf(word: str) -> float:
     """How common a word is in English or French (wordfreq's Zipf scale: 0 unknown, ~3 rare, 6+ very common)."""
+    return _zipf_cached(word) if len(word) <= _CACHED_WORD else _zipf(word)
+
+
+@lru_cache(maxsize=100_000)
+def _zipf_cached(word: str) -> float:
+    return _zipf(word)
+
+
+def _zipf(word: str) -> float:
     from wordfreq import zipf_frequency
 
     return max(zipf_frequency(word, "en"), zipf_frequency(word, "fr"))

@@ -441,9 +441,10 @@ def markdown(results: dict[str, dict[float, dict]], sizes: list[float], broken: 
     lines.append(f"Peak memory per stage, MB above what the process held when the stage started, at {ref:g} -> {top:g} "
                  f"(ratio, peaks under {MEM_FLOOR:.0f} MB counting as {MEM_FLOOR:.0f}); RSS high-water mark, then the "
                  "tracemalloc peak of Python allocations (a second run; it does not see tiktoken's own). "
-                 f"The last column is the whole run's peak RSS at {top:g} per byte of input:")
+                 f"The last columns are the whole run's peak RSS at {top:g} per byte of input and per character of the "
+                 "extracted text (a DOCX is compressed):")
     lines.append("")
-    mhead = ["input"] + [f"{k} RSS" for k in STAGES] + [f"{k} traced" for k in STAGES] + [f"peak / input byte at {top:g}"]
+    mhead = ["input"] + [f"{k} RSS" for k in STAGES] + [f"{k} traced" for k in STAGES] + [f"peak / input byte at {top:g}", f"peak / text character at {top:g}"]
     lines += ["| " + " | ".join(mhead) + " |", "|" + "---|" * len(mhead)]
     for name, by_size in results.items():
         a, b = by_size.get(ref), by_size.get(top)
@@ -456,6 +457,7 @@ def markdown(results: dict[str, dict[float, dict]], sizes: list[float], broken: 
                 row.append("—" if ma is None or mb_ is None else
                            f"{ma:.0f} -> {mb_:.0f} ({_mem_ratio(ma, mb_):.1f})")
         row.append(f"{b['peak_mb'] * 2 ** 20 / max(b['bytes'], 1):.1f}")
+        row.append(f"{b['peak_mb'] * 2 ** 20 / max(b.get('chars', 0), 1):.1f}")
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
     lines.append("All bounds hold." if not broken else "**Broken bounds:**\n\n" + "\n".join(f"* {b}" for b in broken))

@@ -12,6 +12,8 @@ import random
 import tracemalloc
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from assistant.chunking import Chunker
 from assistant.loaders import DocumentLoader
@@ -156,3 +158,18 @@ def test_chunking_peak_memory_is_proportional_to_the_input(tmp_path, kind, mb):
     ratio, n = _peak_ratio(path)
     assert ratio <= PEAK_PER_INPUT_BYTE, (f"{kind}: loading + chunking {path.stat().st_size / 1e6:.1f} MB peaked at "
                                           f"{ratio:.1f}x the input ({n} chunks), over {PEAK_PER_INPUT_BYTE}x")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="ab \t\n.", max_size=40), st.data())
+def test_paragraphs_are_the_old_regex_matches(text, data):
+    """The paragraph splitter finds what ``(?:[^\\n]|\\n(?![ \\t]*\\n))+`` matched, without its per-character frames."""
+    import re
+
+    from assistant.text import _paragraphs
+
+    start = data.draw(st.integers(0, len(text)))
+    end = data.draw(st.integers(start, len(text)))
+    expected = [(start + m.start(), start + m.end())
+                for m in re.finditer(r"(?:[^\n]|\n(?![ \t]*\n))+", text[start:end])]
+    assert list(_paragraphs(text, start, end)) == expected
