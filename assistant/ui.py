@@ -1156,7 +1156,9 @@ def launch(demo, settings: Settings, host: str | None = None, port: int | None =
     host = host or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
     port = int(port or os.environ.get("GRADIO_SERVER_PORT") or 7860)
     options = dict(server_name=host, server_port=port, auth=parse_auth(settings.auth),
-                   auth_message="Log in to ask questions about the documents." if settings.auth else None,
+                   # one login page for both languages: Gradio does not translate its auth message
+                   auth_message=("Log in to ask questions about the documents. · "
+                                 "Connectez-vous pour interroger les documents.") if settings.auth else None,
                    max_file_size=upload_hard_limit(settings), theme=theme(),
                    css=CSS, js=OPEN_JS, footer_links=["api"], show_error=False, share=False,
                    allowed_paths=[], blocked_paths=blocked_paths(settings))
