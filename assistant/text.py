@@ -1,6 +1,6 @@
 """Language-aware text utilities shared by chunking, retrieval, answering and evaluation.
 
-* :func:`sentence_spans` - sentence boundaries (English and French rules).
+* :func:`sentence_spans` - sentence boundaries (English and French rules); :func:`iter_sentence_spans` one at a time.
 * :func:`normalize_for_match` - the matching normalisation of the evaluation format.
 * :func:`detect_language` - English or French, from function words.
 * :func:`lexical_tokens` - tokens for BM25 and term overlap (accents folded,
@@ -77,8 +77,8 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
 
 
 def iter_sentence_spans(text: str, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int]]:
-    """:func:`sentence_spans` one at a time: the memory it holds is bounded by one line, not by the text (the chunker
-    reads a 20 MB paragraph of a million sentences through it)."""
+    """:func:`sentence_spans` one at a time, in memory that does not grow with the text: no list of its sentences, no
+    copy of a line (the chunker reads a 20 MB paragraph of a million sentences through it)."""
     end = len(text) if end is None else end
     for ps, pe in _paragraphs(text, start, end):
         for ls, le in _line_groups(text, ps, pe):

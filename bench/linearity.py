@@ -7,7 +7,7 @@ Pathological inputs are generated in a temporary folder at each size (MB of file
 depth count), then each (input, size) runs in its own child process, which times the stages separately:
 
 * ``load``      ``DocumentLoader.run`` (reading, decoding, the txt/md/html/pdf/docx extractor)
-* ``sentences`` ``sentence_spans`` over every block
+* ``sentences`` ``iter_sentence_spans`` over every block (the splitter, without ``sentence_spans``' list)
 * ``chunk``     ``Chunker.run`` (sentence splitting again, token counting, cutting, packing)
 * ``lexical``   ``lexical_tokens`` of every chunk (what BM25 indexes) and ``dictionary_words`` (the lexicon's input)
 
