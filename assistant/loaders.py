@@ -392,7 +392,26 @@ def _load_html(data: bytes, deadline: Deadline = _NO_DEADLINE) -> tuple[list[_Pa
     except Exception:
         pass
     deadline.check()
+    if len(html) > _HTML_CACHE_CLEAR:
+        _clear_trafilatura_caches()
     return [_soft_unwrap(p) for p in markdown_paragraphs(_clean(md or ""), deadline=deadline)], title
+
+
+# trafilatura caches its text helpers (trim, line_processing …) by their argument: after a large page they keep copies
+# of its text for the life of the process (10 MB after a 2 MB page). Cleared after a page over this many characters,
+# kept for ordinary pages (they speed up the next ones).
+_HTML_CACHE_CLEAR = 1_000_000
+
+
+def _clear_trafilatura_caches() -> None:
+    try:
+        from trafilatura import utils
+    except ImportError:
+        return
+    for name in ("trim", "line_processing", "return_printables_and_spaces"):
+        clear = getattr(getattr(utils, name, None), "cache_clear", None)
+        if clear is not None:
+            clear()
 
 
 def _html_text(html: str, deadline: Deadline = _NO_DEADLINE) -> str:
