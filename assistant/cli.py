@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -100,6 +101,18 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INPUT
 
 
+def lower_priority(nice: int) -> int:
+    """Lower this process's scheduling priority by ``nice`` (0-19; it can only be lowered): a batch index run then
+    gives way to the questions of an app on the same machine, which shares only the CPU with it (in-process
+    indexing gives way at the model: :mod:`assistant.priority`). Returns the new niceness (-1 where unsupported)."""
+    if nice <= 0 or not hasattr(os, "nice"):
+        return -1 if not hasattr(os, "nice") else os.nice(0)
+    try:
+        return os.nice(min(int(nice), 19))
+    except OSError:  # a sandbox that forbids it: index at the current priority
+        return os.nice(0)
+
+
 def cmd_index(args, settings: Settings) -> int:
     from .indexing import Indexer
     from .store import StoreError
@@ -109,6 +122,7 @@ def cmd_index(args, settings: Settings) -> int:
     if missing:
         _err(f"no such file or folder: {', '.join(missing)}")
         return EXIT_FAIL
+    lower_priority(settings.index_nice)
     try:
         report = Indexer(settings).run(paths, rebuild=args.rebuild,
                                        show_progress=False if (args.no_progress or args.json) else None)

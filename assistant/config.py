@@ -32,6 +32,7 @@ class Settings:
     chroma_host: str = _setting("", "Chroma server host (alternative to `chroma_url`).")
     chroma_port: int = _setting(8000, "Chroma server port, used with `chroma_host`.")
     chroma_timeout: float = _setting(10.0, "Seconds before a Chroma server call is abandoned with a clear error.")
+    index_nice: int = _setting(10, "Scheduling priority `assistant index` lowers itself by (`os.nice`, 0-19): on a machine where an app answers questions, the kernel runs the app's threads first; on an idle machine it costs nothing (bench/QUESTIONS_CROSS.md). 0 = unchanged.")
     file_timeout: float = _setting(120.0, "Seconds the indexer may spend reading and chunking one file; a file that takes longer is skipped with a reason and the rest is indexed (0 = no limit).")
     # --- chunking ------------------------------------------------------------
     chunk_tokens: int = _setting(160, "Target chunk size in cl100k_base tokens (chunks end at sentence boundaries).")

@@ -48,3 +48,22 @@ def test_readme_is_generated_and_documents_every_setting():
     for flag in ["--index-dir", "--rebuild", "--json", "--history", "--k", "--cases", "--docs", "--out", "--config",
                  "--fail-under"]:
         assert flag in readme, flag
+
+
+def test_index_lowers_its_own_scheduling_priority():
+    """`assistant index` runs `lower_priority(index_nice)`: in a child process (niceness cannot be raised back), the
+    niceness goes up by exactly the setting, capped at 19, and 0 leaves it alone."""
+    import subprocess
+    import sys
+
+    code = ("import os; from assistant.cli import lower_priority; base = os.nice(0); "
+            "print(base, lower_priority({n}), os.nice(0))")
+    for n in (0, 7, 40):
+        out = subprocess.run([sys.executable, "-c", code.format(n=n)], capture_output=True, text=True, check=True)
+        base, got, now = map(int, out.stdout.split())
+        want = base if n == 0 else min(19, base + n)
+        assert got == now == want, (n, out.stdout)
+    from assistant.config import Settings
+
+    assert Settings.from_env(env={}).index_nice == 10
+    assert Settings.from_env(env={"ASSISTANT_INDEX_NICE": "0"}).index_nice == 0
