@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,19 +31,39 @@ def chromium():
             browser.close()
 
 
-@pytest.fixture()
-def page(chromium, ui_server):
-    context = chromium.new_context(viewport={"width": 1360, "height": 900})
-    pg = context.new_page()
-    pg.dialogs = []
-    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
-    pg.set_default_timeout(30_000)
-    pg.goto(ui_server.url, wait_until="networkidle")
-    pg.wait_for_selector("#index-status .qa-status b")  # the page loaded and asked for the index status
+@contextmanager
+def open_page(chromium, url: str, locale: str | None = None, dialogs: bool = False):
+    """A page of the app in a new browser context (``locale``: the browser's language), loaded until it has asked
+    for the index status; with ``dialogs``, alerts are dismissed and their messages kept in ``page.dialogs``."""
+    context = chromium.new_context(viewport={"width": 1360, "height": 900}, **({"locale": locale} if locale else {}))
     try:
+        pg = context.new_page()
+        if dialogs:
+            pg.dialogs = []
+            pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+        pg.set_default_timeout(30_000)
+        pg.goto(url, wait_until="networkidle")
+        pg.wait_for_selector("#index-status .qa-status b")  # the page loaded and asked for the index status
         yield pg
     finally:
         context.close()
+
+
+def export_markdown(page, panel: str) -> str:
+    """Open the export panel (its label in the page's language), export the conversation, return the Markdown."""
+    page.get_by_text(panel, exact=True).click()
+    page.locator("#export").click()
+    link = page.locator("#export-file a").first
+    link.wait_for(timeout=ANSWER_TIMEOUT)
+    with page.expect_download() as dl:
+        link.click()
+    return Path(dl.value.path()).read_text(encoding="utf-8")
+
+
+@pytest.fixture()
+def page(chromium, ui_server):
+    with open_page(chromium, ui_server.url, dialogs=True) as pg:
+        yield pg
 
 
 def ask(page, question: str) -> None:

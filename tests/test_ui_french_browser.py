@@ -6,11 +6,11 @@ locations, the upload report and its reasons. Debian's Chromium driven by Playwr
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-from .test_ui_browser import ANSWER_TIMEOUT, ask, chromium, wait_for_sources  # noqa: F401 - chromium: the fixture
+from .test_ui_browser import (  # noqa: F401 - chromium: the fixture
+    ANSWER_TIMEOUT, ask, chromium, export_markdown, open_page, wait_for_sources)
 
 pytestmark = pytest.mark.browser
 
@@ -20,15 +20,8 @@ ENGLISH = ["embedding model", "chunks", "confidence", "from the French source", 
 
 @pytest.fixture()
 def page_fr(chromium, faq_server):
-    context = chromium.new_context(locale="fr-FR", viewport={"width": 1360, "height": 900})
-    pg = context.new_page()
-    pg.set_default_timeout(30_000)
-    pg.goto(faq_server.url, wait_until="networkidle")
-    pg.wait_for_selector("#index-status .qa-status b")
-    try:
+    with open_page(chromium, faq_server.url, locale="fr-FR") as pg:
         yield pg
-    finally:
-        context.close()
 
 
 @pytest.fixture()
@@ -63,13 +56,7 @@ def test_answer_and_status_in_french(page_fr, with_confidence, artifacts):
         assert english not in chat + sources, english
     page_fr.screenshot(path=str(artifacts / "french-answer.png"), full_page=True)
     # the conversation's export, its own words in French too
-    page_fr.get_by_text("Exporter", exact=True).click()
-    page_fr.locator("#export").click()
-    link = page_fr.locator("#export-file a").first
-    link.wait_for(timeout=ANSWER_TIMEOUT)
-    with page_fr.expect_download() as dl:
-        link.click()
-    md = Path(dl.value.path()).read_text(encoding="utf-8")
+    md = export_markdown(page_fr, "Exporter")
     assert md.startswith("# Questions sur vos documents — conversation\n\n_Exporté le ")
     assert "## 1. How do I cancel my contract?" in md and "Sources :" in md and "paragraphe " in md
 

@@ -9,22 +9,16 @@ from pathlib import Path
 import pytest
 
 from .conftest import FAQ_QUESTIONS
-from .test_ui_browser import ANSWER_TIMEOUT, ask, chromium, wait_for_sources  # noqa: F401 - chromium: the fixture
+from .test_ui_browser import (  # noqa: F401 - chromium: the fixture
+    ANSWER_TIMEOUT, ask, chromium, export_markdown, open_page, wait_for_sources)
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture()
 def page(chromium, faq_server):
-    context = chromium.new_context(viewport={"width": 1360, "height": 900})
-    pg = context.new_page()
-    pg.set_default_timeout(30_000)
-    pg.goto(faq_server.url, wait_until="networkidle")
-    pg.wait_for_selector("#index-status .qa-status b")
-    try:
+    with open_page(chromium, faq_server.url) as pg:
         yield pg
-    finally:
-        context.close()
 
 
 def _examples(page) -> list[str]:
@@ -66,13 +60,7 @@ def test_citation_click_opens_the_document_at_the_passage(page, artifacts):
     assert box["y"] <= mark["y"] and mark["y"] + mark["height"] <= box["y"] + box["height"] + 1  # scrolled into view
     page.screenshot(path=str(artifacts / "faq-document.png"), full_page=True)
     # the conversation exported as Markdown, with the numbered source
-    page.get_by_text("Export", exact=True).click()
-    page.locator("#export").click()
-    link = page.locator("#export-file a").first
-    link.wait_for(timeout=ANSWER_TIMEOUT)
-    with page.expect_download() as dl:
-        link.click()
-    md = Path(dl.value.path()).read_text(encoding="utf-8")
+    md = export_markdown(page, "Export")
     assert "## 1. Qui a construit le phare de Kerbrat ?" in md and "Paul Le Meur" in md
     assert re.search(r"^1\. `[^`]*phare\.pdf` — page 2", md, re.M)
 
@@ -159,11 +147,7 @@ def test_library_lists_and_removes_a_document(page, faq_server, artifacts):
                                                                               "Export"]}),
 ])
 def test_page_text_follows_the_browser_language(chromium, faq_server, locale, texts):
-    context = chromium.new_context(locale=locale, viewport={"width": 1360, "height": 900})
-    try:
-        pg = context.new_page()
-        pg.goto(faq_server.url, wait_until="networkidle")
-        pg.wait_for_selector("#index-status .qa-status b")
+    with open_page(chromium, faq_server.url, locale=locale) as pg:
         assert pg.locator("#question textarea").get_attribute("placeholder") == texts["placeholder"]
         for label in texts["panels"]:
             assert pg.get_by_text(label, exact=True).first.is_visible(), label
@@ -178,5 +162,3 @@ def test_page_text_follows_the_browser_language(chromium, faq_server, locale, te
             ask(pg, "Quelle est la capitale du Pérou ?")
             pg.wait_for_selector("#chatbot .qa-abstain", timeout=ANSWER_TIMEOUT)
             assert "Absent des documents" in pg.locator("#chatbot .qa-abstain").last.inner_text()
-    finally:
-        context.close()
