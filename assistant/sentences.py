@@ -32,9 +32,8 @@ import logging
 import sqlite3
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -188,9 +187,9 @@ class SqliteSentenceStore(SentenceStore):
         if not create and not self.path.exists():
             return None  # an index built before sentence vectors existed: nothing to find, nothing to create
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
+        from .store import sqlite_connect
+
+        db = sqlite_connect(self.path)
         db.execute("PRAGMA journal_size_limit=1048576")  # the WAL is cut back after a checkpoint, not kept at its peak
         with self._lock:
             if not self._ready:
@@ -201,17 +200,10 @@ class SqliteSentenceStore(SentenceStore):
         self._local.db = db
         return db
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = self._db(create=True)
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        else:
-            db.execute("COMMIT")
+    def _tx(self):
+        from .store import sqlite_transaction
+
+        return sqlite_transaction(self._db(create=True))
 
     def put(self, rows) -> None:
         rows = [(cid, int(i), bytes(k), np.asarray(v, dtype=np.float16).tobytes()) for cid, i, k, v in rows]

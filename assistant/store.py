@@ -76,6 +76,28 @@ class FileRecord:
     pending_ids: list[str] | None = None
 
 
+def sqlite_connect(path: Path) -> sqlite3.Connection:
+    """A connection in autocommit mode with the WAL journal (readers never wait for the writer), shareable across
+    threads: the manifest and the sentence-vector store (assistant.sentences) open theirs this way."""
+    db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    return db
+
+
+@contextmanager
+def sqlite_transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any exception (a kill included: BaseException)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    else:
+        db.execute("COMMIT")
+
+
 class Manifest:
     """What every indexed file contributed (SQLite, one row per file)."""
 
@@ -92,23 +114,11 @@ class Manifest:
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            self._local.db = db
+            db = self._local.db = sqlite_connect(self.path)
         return db
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        else:
-            db.execute("COMMIT")
+    def _tx(self):
+        return sqlite_transaction(self._db())
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)
