@@ -32,7 +32,7 @@ if __package__ in (None, ""):  # python bench/questions_cross.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import REPO, load1, machine_info, percentile  # noqa: E402
-from bench.questions_first import question_pool, write_folder  # noqa: E402
+from bench.questions_first import ServedApp, write_folder  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,32 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from gradio_client import Client
-
-    from assistant.config import Settings
-    from assistant.pipeline import Assistant
-    from assistant.ui import create_app, launch
-    from bench.common import WARMUP_QUESTIONS, free_port
-
     root = Path(tempfile.mkdtemp(prefix="questions-cross-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
-    settings = Settings.from_env(env=env, index_dir=str(root / "index"), upload_dir=str(root / "uploads"))
-    app = Assistant(settings)
-    served = root / "served"
-    write_folder(served, 20, args.paras, version=0)
-    app.index([REPO / "seeds", served], show_progress=False)
-    demo = create_app(settings, app)
-    _, url, _ = launch(demo, settings, host="127.0.0.1", port=free_port(), prevent_thread_lock=True, quiet=True)
-    client = Client(url, verbose=False, analytics_enabled=False)
-    for q in WARMUP_QUESTIONS:
-        client.predict(q, api_name="/ask")
-    nxt = iter([q for q in question_pool() if q not in set(WARMUP_QUESTIONS)])
-
-    def ask() -> float:
-        q = next(nxt)
-        t0 = time.perf_counter()
-        client.predict(q, api_name="/ask")
-        return time.perf_counter() - t0
+    write_folder(root / "served", 20, args.paras, version=0)
+    served = ServedApp(root, [REPO / "seeds", root / "served"])
+    ask, env = served.ask, served.env
 
     other = root / "other"
     version = [100]
@@ -108,8 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"round {r + 1}: idle p95 {percentile(results['idle'], 95):.3f} s; "
               + "; ".join(f"{m}: p95 {percentile(results[m], 95):.3f} s ({len(results[m])} q), "
                           f"index {index_s[m][-1]:.1f} s" for m in modes), flush=True)
-    client.close()
-    demo.close()
+    served.close()
     shutil.rmtree(root, ignore_errors=True)
 
     def fig(v: list[float]) -> dict:

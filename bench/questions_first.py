@@ -80,6 +80,41 @@ def question_pool() -> list[str]:
     return out
 
 
+class ServedApp:
+    """The app (``assistant.ui.create_app``) over ``folders``, served on a free port as in ``tests/test_load.py``, with
+    a ``gradio_client`` warmed up; :meth:`ask` times one question never asked before (its vector not cached)."""
+
+    def __init__(self, root: Path, folders: list[Path]):
+        from gradio_client import Client
+
+        from assistant.config import Settings
+        from assistant.pipeline import Assistant
+        from assistant.ui import create_app, launch
+        from bench.common import WARMUP_QUESTIONS, free_port
+
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
+        self.settings = Settings.from_env(env=self.env, index_dir=str(root / "index"), upload_dir=str(root / "uploads"))
+        self.app = Assistant(self.settings)
+        self.first = self.app.index(folders, show_progress=False)
+        self.demo = create_app(self.settings, self.app)
+        _, url, _ = launch(self.demo, self.settings, host="127.0.0.1", port=free_port(), prevent_thread_lock=True,
+                           quiet=True)
+        self.client = Client(url, verbose=False, analytics_enabled=False)
+        for q in WARMUP_QUESTIONS:
+            self.client.predict(q, api_name="/ask")
+        self._next = iter([q for q in question_pool() if q not in set(WARMUP_QUESTIONS)])
+
+    def ask(self) -> float:
+        q = next(self._next)
+        t0 = time.perf_counter()
+        self.client.predict(q, api_name="/ask")
+        return time.perf_counter() - t0
+
+    def close(self) -> None:
+        self.client.close()
+        self.demo.close()
+
+
 def slicing_cost(embedder, n: int = 256, reps: int = 2) -> dict:
     """Seconds to encode ``n`` passages in one call and as background work (slices), alternately: the throughput
     slicing costs an indexing run when nobody asks anything."""
@@ -116,40 +151,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from gradio_client import Client
-
     import assistant.indexing as indexing
-    from assistant.config import Settings
-    from assistant.pipeline import Assistant
     from assistant.priority import PRIORITY
-    from assistant.ui import create_app, launch
-    from bench.common import free_port
 
     root = Path(tempfile.mkdtemp(prefix="questions-first-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
-    settings = Settings.from_env(env=env, index_dir=str(root / "index"), upload_dir=str(root / "uploads"))
-    app = Assistant(settings)
     folder = root / "notices"
     write_folder(folder, args.files, args.paras, version=0)
-    first = app.index([REPO / "seeds", folder], show_progress=False)
+    served = ServedApp(root, [REPO / "seeds", folder])
+    app, ask = served.app, served.ask
     cost = slicing_cost(app.embedder)
-    demo = create_app(settings, app)
-    _, url, _ = launch(demo, settings, host="127.0.0.1", port=free_port(), prevent_thread_lock=True, quiet=True)
-    client = Client(url, verbose=False, analytics_enabled=False)
-    pool = question_pool()
-    from bench.common import WARMUP_QUESTIONS
-
-    for q in WARMUP_QUESTIONS:
-        client.predict(q, api_name="/ask")
-    asked: set[str] = set(WARMUP_QUESTIONS)
-    pool = [q for q in pool if q not in asked]
-    nxt = iter(pool)
-
-    def ask() -> float:
-        q = next(nxt)
-        t0 = time.perf_counter()
-        client.predict(q, api_name="/ask")
-        return time.perf_counter() - t0
 
     version = [0]
     results: dict[str, dict[str, list[float]]] = {}
@@ -221,8 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"round {r + 1} {mode}: idle p95 {percentile(res['idle'], 95):.3f} s, indexing p95 "
                   f"{percentile(res['indexing'], 95):.3f} s ({len(res['indexing'])} questions), "
                   f"re-index {index_s[mode][-1]:.1f} s", flush=True)
-    client.close()
-    demo.close()
+    served.close()
     shutil.rmtree(root, ignore_errors=True)
 
     def fig(v: list[float]) -> dict:
@@ -230,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
                 "max": round(max(v), 3) if v else None}
 
     summary = {"machine": machine_info(), "rounds": args.rounds, "files": args.files, "paras": args.paras,
-               "chunks_indexed_first": first.total, "load_average_1min": {"min": min(loads), "max": max(loads)},
+               "chunks_indexed_first": served.first.total, "load_average_1min": {"min": min(loads), "max": max(loads)},
                "wall_s": round(time.perf_counter() - t_start, 1), "slicing_cost": cost, "modes": {}}
     ok = True
     for mode in modes:
