@@ -136,6 +136,16 @@ def _new_info(match: str, known: set[str]) -> bool:
 _PREPS = frozenset("a au aux en in at from de near pres dans la le the l".split())
 
 
+def counts_in(folded: str) -> list[re.Match]:
+    """The "<number> <word>" spans of a folded sentence that count something (a year is not a count)."""
+    return [m for m in _COUNT_RE.finditer(folded) if not re.fullmatch(r"(?:19|20)\d{2}", m.group(1))]
+
+
+def counts_noun(noun: str, counted: str | None) -> bool:
+    """Does "<n> ``noun``" count what the question counts (``counted``: its stem, :func:`_counted_noun`; None: any)?"""
+    return counted is None or stem(noun.lower()) == counted or noun.lower().startswith(counted[:5])
+
+
 def has_type(sentence: str, kind: str | None, counted: str | None = None, known: set[str] | None = None) -> bool:
     """Does the sentence contain the kind of answer asked for (beyond what the question already says)?"""
     if kind is None:
@@ -145,13 +155,7 @@ def has_type(sentence: str, kind: str | None, counted: str | None = None, known:
     if kind in _DETECT:
         return bool(_DETECT[kind].search(folded))
     if kind == COUNT:
-        for m in _COUNT_RE.finditer(folded):
-            num, noun = m.group(1), m.group(2)
-            if re.fullmatch(r"(?:19|20)\d{2}", num):
-                continue  # a year
-            if counted is None or stem(noun.lower()) == counted or noun.lower().startswith(counted[:5]):
-                return True
-        return False
+        return any(counts_noun(m.group(2), counted) for m in counts_in(folded))
     if kind == PERSON:
         body = sentence[1:]  # a capital at the very start is not a name
         return any(_new_info(m.group(0), known) for m in _ROLE_RE.finditer(folded)) or \

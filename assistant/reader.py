@@ -413,7 +413,7 @@ def weights_for(embedder) -> Weights | None:
 def short_span(question: str, sentence: str) -> str | None:
     """The span the question asks for, as written in the sentence: an amount ("1,3 milliard de dirhams"), a count
     ("12 startups") or a date ("15 mars 2024"); None for other questions or when the sentence has none."""
-    from .answer import AMOUNT, COUNT, DATE, _COUNT_RE, _DETECT, _counted_noun, question_type
+    from .answer import AMOUNT, COUNT, DATE, _DETECT, _counted_noun, counts_in, counts_noun, question_type
 
     kind = question_type(question)
     if kind not in (AMOUNT, COUNT, DATE):
@@ -425,10 +425,8 @@ def short_span(question: str, sentence: str) -> str | None:
         # a number of things, not a year and not the article "un"/"une"/"one" ("une enveloppe" counts nothing);
         # the counted noun of the question first when the sentence has it ("how many startups" -> "12 startups")
         counted = _counted_noun(question)
-        counts = [m for m in _COUNT_RE.finditer(folded) if not re.fullmatch(r"(?:19|20)\d{2}", m.group(1))
-                  and m.group(1).lower() not in ("un", "une", "one")]
-        m = next((m for m in counts if counted is not None and (stem(m.group(2).lower()) == counted
-                  or m.group(2).lower().startswith(counted[:5]))), counts[0] if counts else None)
+        counts = [m for m in counts_in(folded) if m.group(1).lower() not in ("un", "une", "one")]
+        m = next((m for m in counts if counts_noun(m.group(2), counted)), counts[0] if counts else None)
     else:
         m = _DETECT[kind].search(folded)
     if not m:
