@@ -105,12 +105,14 @@ def lower_priority(nice: int) -> int:
     """Lower this process's scheduling priority by ``nice`` (0-19; it can only be lowered): a batch index run then
     gives way to the questions of an app on the same machine, which shares only the CPU with it (in-process
     indexing gives way at the model: :mod:`assistant.priority`). Returns the new niceness (-1 where unsupported)."""
-    if nice <= 0 or not hasattr(os, "nice"):
-        return -1 if not hasattr(os, "nice") else os.nice(0)
-    try:
-        return os.nice(min(int(nice), 19))
-    except OSError:  # a sandbox that forbids it: index at the current priority
-        return os.nice(0)
+    if not hasattr(os, "nice"):
+        return -1
+    if nice > 0:
+        try:
+            return os.nice(min(int(nice), 19))
+        except OSError:  # a sandbox that forbids it: index at the current priority
+            pass
+    return os.nice(0)
 
 
 def cmd_index(args, settings: Settings) -> int:
