@@ -436,10 +436,11 @@ class ExtractiveAnswerer:
     TRANSLATION_MARGIN = 0.02
 
     def __init__(self, embedder, threshold: float = 0.4, max_sentences: int = 2, cache: VectorCache | None = None,
-                 lexicon=None, vocabulary=None):
+                 lexicon=None, vocabulary=None, tokens=None):
         self.embedder = embedder
         self.lexicon = lexicon
         self.vocabulary = vocabulary  # callable -> the corpus's BM25 vocabulary (stems), or None when unknown
+        self.tokens = tokens or lexical_tokens  # text -> BM25 tokens, by the tokeniser of that vocabulary
         self.threshold = threshold
         self.max_sentences = max(1, min(3, max_sentences))
         self.cache = cache or VectorCache(embedder)
@@ -565,7 +566,7 @@ class ExtractiveAnswerer:
         if self.vocabulary is None:
             return False
         vocab = self.vocabulary()
-        return vocab is None or all(tok in vocab for tok in lexical_tokens(t.key))
+        return vocab is None or all(tok in vocab for tok in self.tokens(t.key))
 
     def _together(self, phrase: list[Term], words: list[str], trans: dict[str, dict[str, float]], window: int = 4) -> bool:
         """Do all words of the "which X" phrase occur close together ("Qatari minister" ~ "ministre qatari")?"""

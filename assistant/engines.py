@@ -43,10 +43,11 @@ class Engine:
     precision = "fp32"
     requires: tuple[str, ...] = ()  # importable modules this engine needs
 
-    def __init__(self, folder: str | Path, threads: int, batch_tokens: int = 8192):
+    def __init__(self, folder: str | Path, threads: int, batch_tokens: int = 8192, unpadded: bool = False):
         self.folder = Path(folder)
         self.threads = threads
         self.batch_tokens = batch_tokens
+        self.unpadded = unpadded  # ONNX engines: batches of one text length, no padding (setting onnx_unpadded)
         self.dim = 0
 
     @classmethod
@@ -195,8 +196,9 @@ class OnnxEngine(Engine):
         # texts of one length per run (no padding at all): chunks 88 vs 74/s, sentences 418 vs 316/s, words 2119 vs
         # 1848/s; larger budgets (8192) were slower than both (the activations leave the cache). Padding with its
         # attention mask changes a text's vector by rounding only (cosine 0.9999998 to the text alone).
-        # ASSISTANT_ONNX_UNPADDED=1: one length per run, vectors identical to the text alone to the last bit.
-        if os.environ.get("ASSISTANT_ONNX_UNPADDED") == "1":
+        # unpadded (setting onnx_unpadded, ASSISTANT_ONNX_UNPADDED=1): one length per run, vectors identical to the
+        # text alone to the last bit.
+        if self.unpadded:
             yield from equal_length_batches(ids)
             return
         yield from length_sorted_batches(ids, min(self.batch_tokens, ONNX_BATCH_TOKENS), self.pad, as_numpy=True)

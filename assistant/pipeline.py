@@ -6,7 +6,6 @@ from several threads.
 """
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -47,12 +46,6 @@ def clean_question(question: str | None, max_chars: int) -> str:
     return re.sub(r"\s+", " ", q)
 
 
-def reader_choice() -> str:
-    """``ASSISTANT_READER``: ``rules`` (default: the rule-based :class:`ExtractiveAnswerer`) or ``fitted``
-    (:class:`assistant.reader.Reader`). An experiment switch, like retrieval's: see docs/reader.md."""
-    return os.environ.get("ASSISTANT_READER", "rules").strip().lower() or "rules"
-
-
 class Assistant:
     """Question answering over an index of documents.
 
@@ -64,9 +57,10 @@ class Assistant:
     def __init__(self, settings: Settings | None = None, embedder=None, cache: VectorCache | None = None):
         self.settings = settings or Settings.from_env()
         self.embedder = embedder or make_embedder(self.settings)
-        PRIORITY.serve()  # this process answers questions: its indexing runs give way to them
+        # this process answers questions: its indexing runs give way to them (one scheduler per process)
+        PRIORITY.serve(slice_ms=self.settings.embed_slice_ms, max_wait_ms=self.settings.index_max_wait_ms)
         self.store = ChunkStore(self.settings, self.embedder)
-        self.lexical = LexicalIndex(self.store)
+        self.lexical = LexicalIndex(self.store, stemming=self.settings.stem)
         from .lexicon import Lexicon
 
         self.lexicon = Lexicon(self.store.local_path("lexicon"), self.embedder)
@@ -77,12 +71,16 @@ class Assistant:
             self.cache.attach(self.store.sentences)
         self.retriever = HybridRetriever(self.store, self.embedder, self.lexical, k=self.settings.k, lexicon=self.lexicon,
                                          hybrid=self.settings.hybrid, history_turns=self.settings.history_turns,
-                                         embed_question=self.cache.query_and_words)
+                                         embed_question=self.cache.query_and_words, fusion=self.settings.fusion,
+                                         expand=self.settings.xling,
+                                         same_language_expansion=self.settings.same_lang_expansion,
+                                         candidates=self.settings.candidates)
         self.extractive = ExtractiveAnswerer(self.embedder, threshold=self.settings.abstain_threshold,
                                              max_sentences=self.settings.max_answer_sentences, cache=self.cache,
-                                             lexicon=self.lexicon, vocabulary=self.lexical.vocabulary)
+                                             lexicon=self.lexicon, vocabulary=self.lexical.vocabulary,
+                                             tokens=self.lexical.tokens)
         self.rules = self.extractive
-        if reader_choice() == "fitted":  # the fitted reader (assistant.reader, docs/reader.md), when it has weights
+        if self.settings.reader == "fitted":  # the fitted reader (assistant.reader, docs/reader.md), when it has weights
             from .reader import Reader, weights_for
 
             if weights_for(self.embedder) is not None:

@@ -6,13 +6,14 @@ for a whole batch (seconds), a *new* question - its vector not cached - would wa
 
 * work done inside :func:`background` (the indexer marks its thread) is **background work**: in a process that
   answers questions (``PRIORITY.serve()``, called by every ``Assistant``) the embedder encodes it in short
-  slices (:data:`SLICE_SECONDS` of model time each, sized from the measured speed) and takes the model for
+  slices (:attr:`Priority.slice_seconds` of model time each - setting ``embed_slice_ms`` - sized from the
+  measured speed) and takes the model for
   each slice only when no question is being answered (``yield_to_questions``); a process that only indexes
   keeps whole batches;
 * a **question** (:meth:`Priority.question`, entered by ``Assistant.ask``/``stream`` and by every foreground
   ``encode``) is counted while it runs; background work waits at its next checkpoint (the next slice, the next
-  file to read) until no question is running, at most :data:`MAX_WAIT` seconds at a time, so a continuous stream
-  of questions slows indexing down but never stops it.
+  file to read) until no question is running, at most :attr:`Priority.max_wait` seconds at a time (setting
+  ``index_max_wait_ms``), so a continuous stream of questions slows indexing down but never stops it.
 
 A question therefore waits at most for one slice in progress, and the indexer's other work (reading files,
 tokenising) pauses while it is answered. ``bench/questions_first.py`` measures the latency of new questions
@@ -20,16 +21,14 @@ idle and during indexing; ``tests/test_priority.py`` checks the order of events 
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
-# model time of one background slice: a question waits at most about this long for the model
-SLICE_SECONDS = float(os.environ.get("ASSISTANT_EMBED_SLICE_MS", "40")) / 1000
-# longest a background checkpoint waits for running questions before it takes one more step anyway
-MAX_WAIT = float(os.environ.get("ASSISTANT_INDEX_MAX_WAIT_MS", "500")) / 1000
+# the defaults of the settings embed_slice_ms and index_max_wait_ms (assistant.config), in seconds
+DEFAULT_SLICE_SECONDS = 0.040  # model time of one background slice: a question waits at most about this for the model
+DEFAULT_MAX_WAIT = 0.500  # longest a background checkpoint waits for running questions before one more step anyway
 
 _local = threading.local()
 
@@ -52,8 +51,9 @@ def is_background() -> bool:
 class Priority:
     """Counts the questions being answered; background work waits for them at its checkpoints."""
 
-    def __init__(self, max_wait: float | None = None):
-        self.max_wait = MAX_WAIT if max_wait is None else max_wait
+    def __init__(self, max_wait: float | None = None, slice_seconds: float | None = None):
+        self.max_wait = DEFAULT_MAX_WAIT if max_wait is None else max_wait
+        self.slice_seconds = DEFAULT_SLICE_SECONDS if slice_seconds is None else slice_seconds
         self._cond = threading.Condition(threading.Lock())
         self._questions = 0
         # set once this process can answer questions (an Assistant exists): only then is background work sliced; a
@@ -83,8 +83,15 @@ class Priority:
                     if not self._questions:
                         self._cond.notify_all()
 
-    def serve(self) -> None:
-        """This process answers questions: slice background work from now on."""
+    def serve(self, slice_ms: float | None = None, max_wait_ms: float | None = None) -> None:
+        """This process answers questions: slice background work from now on, in slices of ``slice_ms`` of model
+        time, each checkpoint waiting at most ``max_wait_ms`` for questions (the settings ``embed_slice_ms`` and
+        ``index_max_wait_ms``; None keeps the current values). One scheduler per process: the Assistant created
+        last sets them."""
+        if slice_ms is not None:
+            self.slice_seconds = slice_ms / 1000
+        if max_wait_ms is not None:
+            self.max_wait = max_wait_ms / 1000
         self.serving = True
 
     @property
@@ -110,3 +117,12 @@ class Priority:
 
 
 PRIORITY = Priority()  # one per process: every Assistant and Indexer share the CPU
+
+
+def __getattr__(name: str) -> Any:
+    """``SLICE_SECONDS`` and ``MAX_WAIT``, the former module constants: the process scheduler's current values."""
+    if name == "SLICE_SECONDS":
+        return PRIORITY.slice_seconds
+    if name == "MAX_WAIT":
+        return PRIORITY.max_wait
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

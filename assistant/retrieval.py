@@ -31,7 +31,7 @@ import numpy as np
 from .health import degraded, recovered
 from .schema import ScoredChunk
 from .store import ChunkStore, Manifest
-from .text import LEXICAL_VERSION, STOP, detect_language, lexical_tokens, words_of
+from .text import STOP, detect_language, lexical_tokens, lexical_version, words_of
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,18 @@ log = logging.getLogger(__name__)
 
 
 class LexicalIndex:
-    """BM25 over the live chunks, persisted in ``<index>/bm25/gen-<n>/``."""
+    """BM25 over the live chunks, persisted in ``<index>/bm25/gen-<n>/``.
 
-    def __init__(self, store: ChunkStore, manifest: Manifest | None = None):
+    ``stemming`` (default: the store's setting ``stem``) is the tokeniser of the documents and of the queries; a
+    snapshot records it (``lexical_version`` in its meta.json), and one built otherwise is rebuilt by the indexer."""
+
+    def __init__(self, store: ChunkStore, manifest: Manifest | None = None, stemming: bool | None = None):
         self.store = store
         self.manifest = manifest
+        if stemming is None:
+            stemming = getattr(getattr(store, "settings", None), "stem", True)
+        self.stemming = bool(stemming)
+        self.version = lexical_version(self.stemming)
         self.root = store.local_path("bm25")
         self._lock = threading.Lock()
         self._loaded: tuple[int, Any, list[str], dict] | None = None  # (generation, bm25, ids, meta)
@@ -58,11 +65,15 @@ class LexicalIndex:
             meta = json.loads((cur[1] / "meta.json").read_text())
         except (OSError, ValueError):
             return False
-        if meta.get("lexical_version") != LEXICAL_VERSION:
-            if self.manifest:
-                self.manifest.prune_lex(set())  # cached tokens are stale too
+        if meta.get("lexical_version") != self.version:
+            if self.manifest and self.stemming:
+                self.manifest.prune_lex(set())  # cached tokens are stale too (see build: only stemmed ones are cached)
             return False
         return True
+
+    def tokens(self, text: str) -> list[str]:
+        """``text``'s BM25 tokens, by this index's tokeniser (queries and documents alike)."""
+        return lexical_tokens(text, self.stemming)
 
     def current(self) -> tuple[int, Path] | None:
         try:
@@ -78,18 +89,21 @@ class LexicalIndex:
     def build(self, ids: list[str], generation: int) -> None:
         import bm25s
 
-        cache = self.manifest.lex_tokens(ids) if self.manifest else {}
+        # the manifest caches the default tokeniser's tokens (the indexer writes them as it embeds): an index without
+        # stemming (an ablation) tokenises every chunk itself and leaves the cache to the default
+        cached = self.manifest if self.manifest and self.stemming else None
+        cache = cached.lex_tokens(ids) if cached else {}
         missing = [i for i in ids if i not in cache]
         if missing:  # chunks written by another machine (server mode) or a cold cache
             fetched = self.store.get(missing)
-            fresh = {cid: lexical_tokens(f"{meta.get('context', '')}\n\n{doc}") for cid, (doc, meta) in fetched.items()}
+            fresh = {cid: self.tokens(f"{meta.get('context', '')}\n\n{doc}") for cid, (doc, meta) in fetched.items()}
             cache.update(fresh)
-            if self.manifest:
-                self.manifest.put_lex(fresh)
+            if cached:
+                cached.put_lex(fresh)
         ids = [i for i in ids if i in cache]
         corpus = [cache[i] or ["\u2205"] for i in ids]
         meta = {"generation": generation, "n": len(ids), "french_share": self._french_share(ids),
-                "lexical_version": LEXICAL_VERSION}
+                "lexical_version": self.version}
         self.root.mkdir(parents=True, exist_ok=True)
         target = self.root / f"gen-{generation}"
         tmp = self.root / f".tmp-{os.getpid()}-{generation}"
@@ -140,7 +154,20 @@ class LexicalIndex:
             meta = json.loads((path / "meta.json").read_text())
             bm = bm25s.BM25.load(str(path / "bm25"), mmap=True) if ids else None
             self._loaded = (gen, bm, ids, meta)
+            self._check_version(meta)
             return self._loaded
+
+    def _check_version(self, meta: dict) -> None:
+        """A snapshot tokenised otherwise than the queries (the setting ``stem`` changed since the last index run)
+        matches them badly: say so (``assistant.health``) until the indexer rebuilds it."""
+        where = getattr(getattr(self.store, "settings", None), "index_path", None)
+        built = meta.get("lexical_version")
+        if built == self.version:
+            recovered("bm25-tokens", where)
+            return
+        degraded("bm25-tokens", f"BM25 index: built by tokeniser {built or 'of an older version'}, queried by "
+                 f"{self.version} (setting stem={'on' if self.stemming else 'off'}); keyword matches are poor until "
+                 "`assistant index` rebuilds it", index_path=where)
 
     def search(self, tokens: list[str], n: int, extra: list[str] | None = None,
                extra_weight: float = 1.0, snapshot: tuple | None = None) -> tuple[list[tuple[str, float]], float]:
@@ -259,12 +286,19 @@ class HybridRetriever:
     """
 
     RRF_K = 60
-    SAME_LANGUAGE_EXPANSION = float(os.environ.get("ASSISTANT_SAME_LANG_EXPANSION", "0.3"))
 
     def __init__(self, store: ChunkStore, embedder, lexical: LexicalIndex | None = None, k: int = 5,
-                 hybrid: str = "auto", history_turns: int = 2, lexicon=None, embed_question=None):
+                 hybrid: str = "auto", history_turns: int = 2, lexicon=None, embed_question=None, *,
+                 fusion: str = "cc", expand: bool = True, same_language_expansion: float = 0.3, candidates: int = 20):
         if hybrid not in ("auto", "on", "off"):
             raise ValueError("hybrid must be auto, on or off")
+        if fusion not in ("cc", "rrf"):
+            raise ValueError(f"fusion must be cc or rrf, not {fusion!r}")
+        # the experiment settings (assistant.config, "experimental"): the README's measurements, `eval --config`
+        self.fusion = fusion  # "cc" (convex combination of normalised scores) or "rrf" (reciprocal-rank fusion)
+        self.expand = bool(expand)  # cross-lingual expansion of the BM25 query (setting xling)
+        self.same_language_expansion = float(same_language_expansion)  # its weight within one language
+        self.candidates = int(candidates)  # passages from each search before fusion (at least 4 k)
         self.store = store
         self.embedder = embedder
         # (question, words) -> (the question's vector, {word: vector}); a cache shared with the answerer embeds each
@@ -353,10 +387,6 @@ class HybridRetriever:
             return not th.is_alive()
         return True
 
-    # experiment switches, for the measurements in the README (not settings users need)
-    fusion = os.environ.get("ASSISTANT_FUSION", "cc")  # "cc" (default) or "rrf"
-    expand = os.environ.get("ASSISTANT_XLING", "1") != "0"  # cross-lingual expansion of the BM25 query
-
     def _embed_question(self, question: str, words: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         from .embeddings import encode_with_query
 
@@ -407,7 +437,7 @@ class HybridRetriever:
         self.refresh()
         standalone = condense_question(question, history, self.history_turns)
         lang = detect_language(question)
-        n_cand = max(4 * k, int(os.environ.get("ASSISTANT_CANDIDATES", "20")))
+        n_cand = max(4 * k, self.candidates)
         # the question's words, to translate into the corpus's words (both ways: EN->FR, FR->EN)
         words = [w for w in dict.fromkeys(words_of(standalone)) if w not in STOP and len(w) > 2 and not w.isdigit()]
         qvec, word_vecs = self.embed_question(standalone, words)
@@ -425,13 +455,13 @@ class HybridRetriever:
         lex_hits: list[tuple[str, float]] = []
         weight = 0.0
         if self.hybrid != "off":
-            tokens = lexical_tokens(standalone)
+            tokens = self.lexical.tokens(standalone)
             # the corpus translations of the question's words: essential when the question is in another language
             # than the documents ("allocate" -> "mobilisé"), a mild help (synonyms) within one language
             doc_lang = "fr" if self.lexical.meta(snap).get("french_share", 0.5) >= 0.5 else "en"
-            extra = [t for tr in translations.values() for t in lexical_tokens(" ".join(list(tr)[:2]))] \
+            extra = [t for tr in translations.values() for t in self.lexical.tokens(" ".join(list(tr)[:2]))] \
                 if self.expand else []
-            extra_weight = 1.0 if lang != doc_lang else self.SAME_LANGUAGE_EXPANSION
+            extra_weight = 1.0 if lang != doc_lang else self.same_language_expansion
             lex_hits, coverage = self.lexical.search(tokens, n_cand, extra, extra_weight, snapshot=snap)
             weight = self.lexical_weight(lang, coverage)
         t_lex = time.perf_counter()

@@ -8,7 +8,6 @@
 """
 from __future__ import annotations
 
-import os
 import re
 import unicodedata
 from functools import lru_cache
@@ -225,10 +224,14 @@ def detect_language(text: str) -> str:
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:-[^\W\d_]+)*", re.UNICODE)
 _ELISION = re.compile(r"\b(?:l|d|qu|n|s|c|j|m|t|jusqu|lorsqu|puisqu)['’]", re.IGNORECASE)
 STOP = frozenset(fold_accents(w) for w in EN_STOP | FR_STOP)
-# Experiment switch for the README's measurement of stemming (ASSISTANT_STEM=0: accents folded, stop words removed,
-# no stemming); part of the version so that persisted BM25 indexes are rebuilt when it changes.
-STEMMING = os.environ.get("ASSISTANT_STEM", "1") != "0"
-LEXICAL_VERSION = "3" + ("" if STEMMING else "-nostem")  # bump when lexical_tokens changes: BM25 indexes are rebuilt
+LEXICAL_VERSION = "3"  # bump when lexical_tokens changes: BM25 indexes are rebuilt
+
+
+def lexical_version(stemming: bool = True) -> str:
+    """The tokeniser's version as a persisted BM25 index records it: the setting ``stem`` (the README's measurement
+    of stemming; off: accents folded, stop words removed, no stemming) is part of it, so that an index is rebuilt
+    when it changes."""
+    return LEXICAL_VERSION + ("" if stemming else "-nostem")
 
 
 # Words up to this length are cached (by stem and zipf): a cache of 100-200k entries keyed by 300-character "words"
@@ -258,7 +261,7 @@ def _stem(word: str) -> str:
 _stem_cached = lru_cache(maxsize=200_000)(_stem)
 
 
-def lexical_tokens(text: str, stemming: bool = STEMMING) -> list[str]:
+def lexical_tokens(text: str, stemming: bool = True) -> list[str]:
     text = _ELISION.sub(" ", text.replace("’", "'"))
     out = []
     for tok in _TOKEN.findall(fold_accents(text).lower()):

@@ -258,8 +258,7 @@ def test_reader_puts_the_short_answer_first():
 def _fitted(monkeypatch, settings_factory, embedder, seeds_index):
     from assistant.pipeline import Assistant
 
-    monkeypatch.setenv("ASSISTANT_READER", "fitted")
-    a = Assistant(settings_factory(index_dir=str(seeds_index)), embedder=embedder)
+    a = Assistant(settings_factory(index_dir=str(seeds_index), reader="fitted"), embedder=embedder)
     assert isinstance(a.extractive, R.Reader)
     return a
 
