@@ -471,8 +471,8 @@ class ExtractiveAnswerer:
         if not cands:
             return self._abstain(answer, t0, "nothing retrieved")
         trans = self._score(cands, terms, kind, counted, retrieval.standalone, retrieval.translations)
-        self.last_candidates = (terms, kind, cands)  # for `ask --explain` and debugging
-        answer.rule_candidates = cands  # the same, per answer (thread-safe), for the fitted reader's features
+        # per answer (thread-safe): `ask --explain` and the fitted reader's rule features read them
+        answer.diagnostics.update(terms=terms, kind=kind, candidates=cands)
         # every name in the question must appear somewhere in what was retrieved
         context_words = {w for c in cands for w in c.folded_words}
         # the passages' document titles and section headings are part of their context ("the Debian Reference")

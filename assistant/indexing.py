@@ -117,7 +117,7 @@ class Indexer:
     BATCH_CHUNKS = 256
 
     def __init__(self, settings: Settings, embedder=None, store: ChunkStore | None = None,
-                 loader: DocumentLoader | None = None, chunker: Chunker | None = None):
+                 loader: DocumentLoader | None = None, chunker: Chunker | None = None, lexical=None, lexicon=None):
         from .embeddings import make_embedder
 
         self.settings = settings
@@ -127,8 +127,11 @@ class Indexer:
         self.chunker = chunker or Chunker(settings.chunk_tokens, settings.chunk_overlap)
         self._manifest: Manifest | None = None
         from .lexicon import Lexicon
+        from .retrieval import LexicalIndex
 
-        self.lexicon = Lexicon(self.store.local_path("lexicon"), self.embedder)
+        # the index's BM25 snapshot and word lexicon: the Assistant's own objects when it runs the indexer
+        self.lexical = lexical if lexical is not None else LexicalIndex(self.store, stemming=settings.stem)
+        self.lexicon = lexicon if lexicon is not None else Lexicon(self.store.local_path("lexicon"), self.embedder)
         self._new_words: set[str] = set()
         self._stale: list[str] = []
         self._errors = 0  # files a reader raised on, this run
@@ -219,14 +222,11 @@ class Indexer:
             bars.close()
             live = {cid for r in manifest.files().values() for cid in r.chunk_ids}
             report.total = len(live)
-            from .retrieval import LexicalIndex
-
             # after an interrupted run the snapshot may predate chunks that run committed: always rebuild it then
             changed = report.added or report.updated or report.removed or report.rebuilt or report.repaired or unfinished
-            lex = LexicalIndex(self.store, manifest)
-            if changed or not lex.exists():
+            if changed or not self.lexical.exists(manifest):
                 gen = self.store.generation() + 1
-                lex.build(sorted(live), generation=gen)
+                self.lexical.build(sorted(live), generation=gen, manifest=manifest)
                 self.store.set_info(assistant_generation=gen, **{f"assistant_{k}": v for k, v in self.settings_fingerprint().items()})
             if self._stale:  # no snapshot refers to them any more
                 self.store.delete(sorted(set(self._stale)))

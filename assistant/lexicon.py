@@ -141,7 +141,7 @@ class Lexicon:
         meta_tmp = Path(str(meta_p) + tmp)
         meta_tmp.write_text(json.dumps({"embedder": self.embedder.model_id, "n": len(words)}))
         os.replace(meta_tmp, meta_p)
-        self._words = None  # reload (memory-mapped) on next use
+        self._mtime = -1.0  # reload (memory-mapped); a question translating meanwhile keeps the pair it took
         self.load()
 
     def clear(self) -> None:
@@ -155,14 +155,14 @@ class Lexicon:
     def translate(self, terms: list[str], vectors: np.ndarray | None = None, top: int = 4) -> dict[str, dict[str, float]]:
         """For each (folded) term, corpus words that are its translations or close variants, with cosines."""
         out: dict[str, dict[str, float]] = {t: {} for t in terms}
-        if not terms or not self.load() or not len(self._words):
-            return out
-        if vectors is None:
-            vectors = self.embedder.encode(terms)
-        with self._lock:
+        with self._lock:  # one consistent (words, vectors) pair, though an indexing run may save a new one meanwhile
+            if not terms or not self.load() or not len(self._words):
+                return out
             if self._product is None:  # float16 on disk; in memory, the form of the fastest product on this CPU
                 self._product = _ProductMatrix(self._vectors)
-            V = self._product
+            words, stored, V = self._words, self._vectors, self._product
+        if vectors is None:
+            vectors = self.embedder.encode(terms)
         q = np.asarray(vectors, dtype=np.float32)
         approx = V.sims(q)
         from .text import stem
@@ -171,19 +171,19 @@ class Lexicon:
             # a shortlist by the (possibly bf16) product, then the exact cosines of the stored vectors for it
             m = min(SHORTLIST, len(arow))
             cand = np.sort(np.argpartition(-arow, m - 1)[:m]) if len(arow) > m else np.arange(len(arow))
-            exact = np.asarray(self._vectors[cand], dtype=np.float32) @ qv
+            exact = np.asarray(stored[cand], dtype=np.float32) @ qv
             loc = np.argsort(-exact)[:60]
             order = cand[loc].tolist()
             sim = dict(zip(order, exact[loc].tolist()))
             # inflections of the term itself ("method" -> "methods") match lexically anyway; leave them out of both
             # the candidates and the neighbourhood baseline, so real translations ("méthode") can stand out
-            others = [j for j in order if stem(self._words[j]) != stem(term) and self._words[j] != term]
+            others = [j for j in order if stem(words[j]) != stem(term) and words[j] != term]
             if not others:
                 continue
             near = float(np.mean([sim[j] for j in others[:10]]))
             for j in others[:top * 3]:
                 if sim[j] >= TRANSLATION_SIM and sim[j] - near >= TRANSLATION_MARGIN and len(out[term]) < top:
-                    out[term][self._words[j]] = float(sim[j])
+                    out[term][words[j]] = float(sim[j])
         return out
 
 

@@ -228,8 +228,6 @@ class Library:
     # --- removal ------------------------------------------------------------------------------
     def remove(self, ref: str) -> DocumentInfo:
         """Remove one document from the index: its chunks, BM25 entries and manifest row (and an uploaded copy)."""
-        from .retrieval import LexicalIndex
-
         key, _, _ = self.find(ref)
         info = next(d for d in self.documents() if d.id == doc_id(key))
         indexer = self.assistant.indexer
@@ -246,7 +244,7 @@ class Library:
                 # 3. a BM25 snapshot without them: readers stop finding them (dense hits are filtered by it too)
                 live = sorted({cid for r in manifest.files().values() for cid in r.chunk_ids})
                 gen = store.generation() + 1
-                LexicalIndex(store, manifest).build(live, generation=gen)
+                indexer.lexical.build(live, generation=gen, manifest=manifest)
                 store.set_info(assistant_generation=gen)
                 # 4. the chunks themselves
                 store.delete(ids)
@@ -254,7 +252,7 @@ class Library:
             if info.uploaded:  # the app's own copy goes too; a new upload of it is a new document
                 Path(key).unlink(missing_ok=True)
                 _delete(manifest, [key])
-        self.assistant.retriever.refresh(max_age=0)
+        self.assistant.refresh(wait=False)
         return info
 
     def reindex(self, ref: str, progress=None):

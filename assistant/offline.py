@@ -50,6 +50,21 @@ def configure_environment() -> None:
     os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(cache_root() / "tiktoken"))
 
 
+def hub_offline() -> bool:
+    """Whether Hugging Face libraries are told not to reach the hub (``HF_HUB_OFFLINE=1``, the default here)."""
+    return os.environ.get("HF_HUB_OFFLINE") == "1"
+
+
+def default_omp_threads(threads: int) -> None:
+    """Tell an OpenMP library loaded after this call how many threads to use, unless the user already did."""
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+
+
+def isa_caps() -> dict[str, str]:
+    """The instruction-set caps the user set for torch's oneDNN and MKL (they change which engine is fastest)."""
+    return {name: os.environ.get(name, "") for name in ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")}
+
+
 def seed_tiktoken(name: str = "cl100k_base") -> None:
     """Place the packaged BPE file where tiktoken looks for it."""
     configure_environment()

@@ -18,6 +18,7 @@ from .embeddings import make_embedder
 from .priority import PRIORITY
 from .retrieval import HybridRetriever, LexicalIndex, Retrieval
 from .schema import Answer
+from .stages import Answerer, Retriever
 from .store import ChunkStore, StoreError
 
 
@@ -54,7 +55,10 @@ class Assistant:
     'seeds/000_aa041678daf2c786.txt'
     """
 
-    def __init__(self, settings: Settings | None = None, embedder=None, cache: VectorCache | None = None):
+    def __init__(self, settings: Settings | None = None, embedder=None, cache: VectorCache | None = None, *,
+                 retriever: Retriever | None = None, answerer: Answerer | None = None):
+        """``retriever``/``answerer``: stages to use instead of the built-in ones (``assistant.stages``); the
+        built-in ones are made from ``settings``."""
         self.settings = settings or Settings.from_env()
         self.embedder = embedder or make_embedder(self.settings)
         # this process answers questions: its indexing runs give way to them (one scheduler per process)
@@ -69,7 +73,7 @@ class Assistant:
 
         if method_of(self.settings) != "off":  # sentence vectors stored at index time (assistant.sentences)
             self.cache.attach(self.store.sentences)
-        self.retriever = HybridRetriever(self.store, self.embedder, self.lexical, k=self.settings.k, lexicon=self.lexicon,
+        self.retriever: Retriever = retriever or HybridRetriever(self.store, self.embedder, self.lexical, k=self.settings.k, lexicon=self.lexicon,
                                          hybrid=self.settings.hybrid, history_turns=self.settings.history_turns,
                                          embed_question=self.cache.query_and_words, fusion=self.settings.fusion,
                                          expand=self.settings.xling,
@@ -86,6 +90,8 @@ class Assistant:
             if weights_for(self.embedder) is not None:
                 self.extractive = Reader(self.embedder, cache=self.cache, lexicon=self.lexicon,
                                          vocabulary=self.lexical.vocabulary, rules=self.rules)
+        if answerer is not None:  # the LLM answerer falls back to it too
+            self.extractive = answerer
         self._llm = None
         self._llm_lock = threading.Lock()
         self._indexer = None
@@ -93,7 +99,15 @@ class Assistant:
 
     # --- lifecycle ---------------------------------------------------------------
     def warm_up(self) -> None:
-        self.retriever.warm_up()
+        for stage in (self.retriever, self.extractive):
+            if callable(getattr(stage, "warm_up", None)):
+                stage.warm_up()
+
+    def refresh(self, wait: bool = True) -> None:
+        """Follow new index content now (the retriever's BM25 snapshot), when the retriever follows any."""
+        refresh = getattr(self.retriever, "refresh", None)
+        if callable(refresh):
+            refresh(max_age=0, wait=wait)
 
     @property
     def indexer(self):
@@ -101,12 +115,13 @@ class Assistant:
 
         with self._index_lock:
             if self._indexer is None:
-                self._indexer = Indexer(self.settings, embedder=self.embedder, store=self.store)
+                self._indexer = Indexer(self.settings, embedder=self.embedder, store=self.store, lexical=self.lexical,
+                                        lexicon=self.lexicon)
             return self._indexer
 
     def index(self, paths=None, rebuild: bool = False, progress=None, show_progress: bool | None = None):
         report = self.indexer.run(paths, rebuild=rebuild, progress=progress, show_progress=show_progress)
-        self.retriever.refresh(max_age=0, wait=True)
+        self.refresh()
         return report
 
     def has_index(self) -> bool:

@@ -525,7 +525,7 @@ class Reader:
             raise RuntimeError(f"no reader weights for {getattr(self.embedder, 'model_id', '?')} "
                                "(python -m bench.fit_reader)")
         cands, _X = self.score(retrieval)
-        self.last_scored = cands  # for debugging (`ask --explain` shows the rules' candidates)
+        answer.diagnostics["scored"] = cands  # per answer: `ask --explain` shows the best of them
 
         def abstain(why: str, conf: float = 0.0) -> Answer:
             answer.answer = NOT_FOUND.get(lang, NOT_FOUND["en"])

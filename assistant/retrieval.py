@@ -42,7 +42,9 @@ class LexicalIndex:
     """BM25 over the live chunks, persisted in ``<index>/bm25/gen-<n>/``.
 
     ``stemming`` (default: the store's setting ``stem``) is the tokeniser of the documents and of the queries; a
-    snapshot records it (``lexical_version`` in its meta.json), and one built otherwise is rebuilt by the indexer."""
+    snapshot records it (``lexical_version`` in its meta.json), and one built otherwise is rebuilt by the indexer.
+    One object per index, shared by the retriever, the answerers (vocabulary, tokens) and the indexer (builds): the
+    loaded snapshot is read once per generation. ``manifest`` (given here or per ``build``) caches the chunks' tokens."""
 
     def __init__(self, store: ChunkStore, manifest: Manifest | None = None, stemming: bool | None = None):
         self.store = store
@@ -56,8 +58,9 @@ class LexicalIndex:
         self._loaded: tuple[int, Any, list[str], dict] | None = None  # (generation, bm25, ids, meta)
         self._live: tuple[Any, frozenset] | None = None  # (the loaded snapshot, its ids as a set)
 
-    def exists(self) -> bool:
+    def exists(self, manifest: Manifest | None = None) -> bool:
         """A persisted index built by the current tokeniser exists."""
+        manifest = manifest or self.manifest
         cur = self.current()
         if cur is None:
             return False
@@ -66,8 +69,8 @@ class LexicalIndex:
         except (OSError, ValueError):
             return False
         if meta.get("lexical_version") != self.version:
-            if self.manifest and self.stemming:
-                self.manifest.prune_lex(set())  # cached tokens are stale too (see build: only stemmed ones are cached)
+            if manifest and self.stemming:
+                manifest.prune_lex(set())  # cached tokens are stale too (see build: only stemmed ones are cached)
             return False
         return True
 
@@ -86,12 +89,13 @@ class LexicalIndex:
         return int(name.split("-")[-1]), path
 
     # --- build -------------------------------------------------------------------
-    def build(self, ids: list[str], generation: int) -> None:
+    def build(self, ids: list[str], generation: int, manifest: Manifest | None = None) -> None:
         import bm25s
 
+        manifest = manifest or self.manifest
         # the manifest caches the default tokeniser's tokens (the indexer writes them as it embeds): an index without
         # stemming (an ablation) tokenises every chunk itself and leaves the cache to the default
-        cached = self.manifest if self.manifest and self.stemming else None
+        cached = manifest if manifest and self.stemming else None
         cache = cached.lex_tokens(ids) if cached else {}
         missing = [i for i in ids if i not in cache]
         if missing:  # chunks written by another machine (server mode) or a cold cache
@@ -128,8 +132,8 @@ class LexicalIndex:
         gens = sorted((p for p in self.root.glob("gen-*")), key=lambda p: int(p.name.split("-")[-1]))
         for old in gens[:-2]:
             shutil.rmtree(old, ignore_errors=True)
-        if self.manifest:
-            self.manifest.prune_lex(set(ids))
+        if manifest:
+            manifest.prune_lex(set(ids))
 
     def _french_share(self, ids: list[str], sample: int = 400) -> float:
         """Share of French passages, from a sample of the corpus (decides when questions need translating)."""

@@ -111,6 +111,18 @@ class Answer:
     confidence: float | None = None  # the reader's calibrated probability that the quoted sentence answers
     short_answer: str | None = None  # the span asked for ("1,3 milliard de dirhams"), when the reader found one
     no_answer: float | None = None  # the reader's prod(1 - p_i) over its top candidates (not part of the JSON)
+    # how this answer was reached, per request (`ask --explain`, the fitted reader's rule features; not part of the
+    # JSON): "terms", "kind" and "candidates" from the rules, "scored" from the fitted reader
+    diagnostics: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def rule_candidates(self) -> list:
+        """The rule-based answerer's scored candidate sentences for this answer (empty when it did not run)."""
+        return self.diagnostics.get("candidates") or []
+
+    @rule_candidates.setter
+    def rule_candidates(self, cands: list) -> None:
+        self.diagnostics["candidates"] = cands
 
     def to_json(self) -> dict[str, Any]:
         out = {

@@ -199,7 +199,7 @@ class ChunkStore:
         self.settings = settings
         self.embedder = embedder
         self._client = None
-        self._vs = None  # langchain_chroma.Chroma
+        self._collection = None  # chromadb's Collection, opened on first use
         self._lock = threading.RLock()
         self._sentences = None
 
@@ -290,27 +290,31 @@ class ChunkStore:
     # recall as M=32 or ef_construction=256 at 10k. Older collections are raised to it when opened.
     @property
     def collection(self):
+        """The Chroma collection, opened (or created) through chromadb's public API. ``embedding_function=None``: the
+        store always supplies its own vectors, so Chroma's default model (a download) is never used."""
         with self._lock:
-            if self._vs is None:
-                from langchain_chroma import Chroma
-
+            if self._collection is None:
                 client = self._client or self._connect()
                 try:
-                    self._vs = Chroma(collection_name=self.settings.collection, embedding_function=self.embedder,
-                                      client=client, collection_configuration={"hnsw": {"space": "cosine",
-                                      "ef_construction": 128, "max_neighbors": 16, "ef_search": EF_SEARCH}})
+                    collection = client.get_or_create_collection(
+                        name=self.settings.collection, embedding_function=None,
+                        configuration={"hnsw": {"space": "cosine", "ef_construction": 128, "max_neighbors": 16,
+                                                "ef_search": EF_SEARCH}})
                 except StoreError:
                     raise
                 except Exception as err:  # noqa: BLE001
                     raise self._error("cannot open the collection", err) from None
                 self._client = client
-                _raise_ef_search(self._vs._collection)
-            return self._vs._collection
+                _raise_ef_search(collection)
+                self._collection = collection
+            return self._collection
 
     def vectorstore(self):
-        """The LangChain ``Chroma`` vector store over the same collection."""
+        """The LangChain ``Chroma`` vector store over the same collection (for LangChain chains)."""
+        from langchain_chroma import Chroma
+
         _ = self.collection
-        return self._vs
+        return Chroma(collection_name=self.settings.collection, embedding_function=self.embedder, client=self._client)
 
     def exists(self) -> bool:
         """Does the collection exist (without creating it)?"""
@@ -333,7 +337,7 @@ class ChunkStore:
                 client.delete_collection(self.settings.collection)
             except Exception:  # noqa: BLE001 - did not exist
                 pass
-            self._vs = None
+            self._collection = None
             self.sentences.clear()
 
     def call(self, what: str, fn, *args, **kwargs):
