@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from .answer import ExtractiveAnswerer, VectorCache
+from .answer import ExtractiveAnswerer
+from .vector_cache import VectorCache
 from .config import Settings
 from .embeddings import make_embedder
 from .priority import PRIORITY

@@ -218,7 +218,8 @@ def numbers_new(text: str, question: str) -> float:
 
 def answer_type_features(question: str, sentence: str, known: set[str]) -> tuple[float, float]:
     """(the question asks for a typed answer, the sentence holds one of that type) as 0/1."""
-    from .answer import _counted_noun, COUNT, has_type, question_type
+    from .answer import _counted_noun
+    from .questions import COUNT, has_type, question_type
 
     kind = question_type(question)
     if kind is None:
@@ -413,7 +414,8 @@ def weights_for(embedder) -> Weights | None:
 def short_span(question: str, sentence: str) -> str | None:
     """The span the question asks for, as written in the sentence: an amount ("1,3 milliard de dirhams"), a count
     ("12 startups") or a date ("15 mars 2024"); None for other questions or when the sentence has none."""
-    from .answer import AMOUNT, COUNT, DATE, _DETECT, _counted_noun, counts_in, counts_noun, question_type
+    from .answer import _counted_noun
+    from .questions import AMOUNT, COUNT, DATE, _DETECT, counts_in, counts_noun, question_type
 
     kind = question_type(question)
     if kind not in (AMOUNT, COUNT, DATE):
@@ -461,7 +463,7 @@ class Reader:
 
     def __init__(self, embedder, cache=None, lexicon=None, vocabulary=None, weights: Weights | None = None,
                  threshold: float | None = None, rules=None):
-        from .answer import VectorCache
+        from .vector_cache import VectorCache
 
         self.embedder = embedder
         self.cache = cache or VectorCache(embedder)
