@@ -19,11 +19,16 @@ ENV_PREFIX = "ASSISTANT_"
 
 
 def _setting(default: Any, help: str, *, secret: bool = False, env: str | None = None,
-             choices: tuple[str, ...] | None = None, minimum: float | None = None):
-    """A setting: its default, help (the README's table), env var, and what values it accepts (checked by
-    ``Settings.__post_init__``: ``choices`` for a string, ``minimum`` for a number)."""
+             choices: tuple[str, ...] | None = None, aliases: dict[str, str] | None = None,
+             minimum: float | None = None):
+    """A setting: its default, help (the README's table), env var,
+    and what values it accepts (checked by ``Settings.__post_init__``: ``choices`` for a string, each ``aliases`` key
+    standing for its value, ``minimum`` for a number)."""
     return field(default=default, metadata={"help": help, "secret": secret, "env": env, "choices": choices,
-                                            "minimum": minimum})
+                                            "aliases": aliases, "minimum": minimum})
+
+
+_ON_OFF = {"1": "on", "true": "on", "yes": "on", "0": "off", "false": "off", "no": "off"}
 
 
 @dataclass
@@ -86,6 +91,12 @@ class Settings:
     llm_temperature: float = _setting(0.1, "LLM sampling temperature.")
     llm_context_tokens: int = _setting(4096, "Context window of the LLM; prompts are packed to fit with room for the answer.")
     llm_judge: bool = _setting(False, "In `assistant eval`, also compute LLM-judged faithfulness and relevancy.")
+    llamacpp_extra_buffers: str = _setting(
+        "auto",
+        "Whether llama.cpp (the `llamacpp` backend, `scripts/llama_server.py`) may use its extra weight buffer types "
+        "(repacking, AMX): `auto` (not when the CPU reports AMX: ggml's AMX kernels crash some virtual machines), "
+        "`on` or `off`.",
+        env="LLAMACPP_EXTRA_BUFFERS", choices=("auto", "on", "off"), aliases=_ON_OFF)
     # --- UI ------------------------------------------------------------------
     upload_max_mb: float = _setting(20.0, "Largest file accepted by the browser upload, in MB.")
     upload_max_files: int = _setting(20, "Most files accepted in one browser upload.")
@@ -170,6 +181,26 @@ class Settings:
         return rows
 
 
+# --------------------------------------------------------------------------- secrets outside the settings
+SECRET_ENV = ("OPENAI_API_KEY", "HF_TOKEN", "HUGGINGFACEHUB_API_TOKEN", "HUGGING_FACE_HUB_TOKEN", "ASSISTANT_LLM_API_KEY")
+
+
+def secret_env_values() -> list[str]:
+    """The values of the environment variables that hold secrets (``''`` for an unset one), to scrub from text."""
+    return [os.environ.get(k, "") for k in SECRET_ENV]
+
+
+def openai_api_key(settings: Settings) -> str:
+    """The key for the ``openai`` backend: the setting ``llm_api_key``, else ``OPENAI_API_KEY`` (else ``''``)."""
+    return settings.llm_api_key or os.environ.get("OPENAI_API_KEY", "")
+
+
+def hf_token(settings: Settings) -> str | None:
+    """The token for the ``huggingface`` backend: ``HF_TOKEN``, else ``HUGGINGFACEHUB_API_TOKEN``, else the setting
+    ``llm_api_key`` (else None)."""
+    return os.environ.get("HF_TOKEN") or os.environ.get("HUGGINGFACEHUB_API_TOKEN") or settings.llm_api_key or None
+
+
 def _env_name(f: dataclasses.Field) -> str:
     return f.metadata.get("env") or ENV_PREFIX + f.name.upper()
 
@@ -179,6 +210,7 @@ def _check(f: dataclasses.Field, val: Any) -> Any:
     choices, minimum = f.metadata.get("choices"), f.metadata.get("minimum")
     if choices:
         norm = str(val).strip().lower()
+        norm = (f.metadata.get("aliases") or {}).get(norm, norm)
         if norm not in choices:
             raise ValueError(f"{_env_name(f)} ({f.name}): must be {' or '.join(choices)}, not {val!r}")
         return norm

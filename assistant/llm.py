@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import queue
 import re
 import threading
@@ -43,7 +42,7 @@ from pydantic import PrivateAttr
 
 from .answer import NOT_FOUND
 from .citations import MARKER, Quote, format_location, location, make_citation, renumber
-from .config import Settings
+from .config import Settings, hf_token, openai_api_key, secret_env_values
 from .retrieval import Retrieval, _text as message_text, condense_question
 from .schema import Answer, Citation, ScoredChunk
 from .text import lexical_tokens, normalize_for_match, sentence_spans
@@ -97,8 +96,7 @@ _SECRET_PATTERNS = [
 
 
 def _secret_values(settings: Settings | None = None) -> list[str]:
-    vals = [os.environ.get(k, "") for k in ("OPENAI_API_KEY", "HF_TOKEN", "HUGGINGFACEHUB_API_TOKEN",
-                                           "HUGGING_FACE_HUB_TOKEN", "ASSISTANT_LLM_API_KEY")]
+    vals = secret_env_values()
     if settings is not None:
         vals.append(settings.llm_api_key or "")
     return [v for v in vals if v and len(v) >= 4]
@@ -433,39 +431,41 @@ class SupportChecker:
 
 
 # --------------------------------------------------------------------------- llama.cpp in-process
-def _cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+def _extra_buffers_mode(settings: Settings | str | None) -> str:
+    """``auto``, ``on`` or ``off``: from ``settings`` (or the value of its ``llamacpp_extra_buffers``), else from the
+    environment."""
+    if settings is None:
+        settings = Settings.from_env()
+    elif isinstance(settings, str):
+        settings = Settings(llamacpp_extra_buffers=settings)  # checked and normalised like the setting
+    return settings.llamacpp_extra_buffers
 
 
-def llama_cpp_extra_buffers_enabled() -> bool:
+def llama_cpp_extra_buffers_enabled(settings: Settings | str | None = None) -> bool:
     """Whether llama.cpp may use its extra weight buffer types (repacking, AMX).
 
     ggml's AMX matrix multiplication segfaults on some AMX-capable virtual
     machines (observed with llama-cpp-python 0.3.36), taking the process down,
-    so extra buffer types are off when the CPU reports AMX. Override with
-    ``LLAMACPP_EXTRA_BUFFERS=on|off``.
+    so extra buffer types are off when the CPU reports AMX. Override with the
+    setting ``llamacpp_extra_buffers`` (``LLAMACPP_EXTRA_BUFFERS=on|off``);
+    without ``settings``, the settings of the environment decide.
     """
-    env = os.environ.get("LLAMACPP_EXTRA_BUFFERS", "auto").strip().lower()
-    if env in {"1", "on", "true", "yes"}:
+    mode = _extra_buffers_mode(settings)
+    if mode == "on":
         return True
-    if env in {"0", "off", "false", "no"}:
+    if mode == "off":
         return False
-    return not ({"amx_tile", "amx_int8"} & _cpu_flags())
+    from .engine_choice import cpu_flags
+
+    return not ({"amx_tile", "amx_int8"} & cpu_flags())
 
 
 _llama_patch_lock = threading.Lock()
 
 
-def patch_llama_cpp_defaults() -> None:
+def patch_llama_cpp_defaults(settings: Settings | str | None = None) -> None:
     """Make ``llama_cpp.Llama`` load models without extra buffer types when they are unsafe (see above)."""
-    if llama_cpp_extra_buffers_enabled():
+    if llama_cpp_extra_buffers_enabled(settings):
         return
     import llama_cpp.llama_cpp as lib
 
@@ -493,6 +493,7 @@ class ChatLlamaCppLocal(BaseChatModel):
     temperature: float = 0.1
     n_threads: int | None = None
     chat_format: str | None = None
+    extra_buffers: str | None = None  # auto, on or off (the setting llamacpp_extra_buffers); None: the environment's
     _llama: Any = PrivateAttr(default=None)
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
 
@@ -502,7 +503,7 @@ class ChatLlamaCppLocal(BaseChatModel):
 
     def _load(self):
         if self._llama is None:
-            patch_llama_cpp_defaults()
+            patch_llama_cpp_defaults(self.extra_buffers)
             from llama_cpp import Llama
 
             kwargs: dict[str, Any] = {"model_path": self.model_path, "n_ctx": self.n_ctx, "verbose": False}
@@ -585,7 +586,7 @@ def make_chat_model(settings: Settings, **overrides: Any) -> BaseChatModel:
     if name == "openai":
         mod = _require("langchain_openai")
         base = settings.llm_base_url.strip() or None
-        key = settings.llm_api_key or os.environ.get("OPENAI_API_KEY", "")
+        key = openai_api_key(settings)
         if not key:
             if base is None:
                 raise LLMConfigError("no API key: set ASSISTANT_LLM_API_KEY or OPENAI_API_KEY, or ASSISTANT_LLM_BASE_URL "
@@ -613,7 +614,8 @@ def make_chat_model(settings: Settings, **overrides: Any) -> BaseChatModel:
             raise LLMConfigError("set ASSISTANT_LLM_MODEL to the path of a GGUF file")
         if not Path(path).is_file():
             raise LLMConfigError(f"no GGUF file at {path}")
-        kwargs = dict(model_path=str(path), n_ctx=int(settings.llm_context_tokens), max_tokens=max_tokens, temperature=temp)
+        kwargs = dict(model_path=str(path), n_ctx=int(settings.llm_context_tokens), max_tokens=max_tokens, temperature=temp,
+                      extra_buffers=settings.llamacpp_extra_buffers)
         kwargs.update(overrides)
         return ChatLlamaCppLocal(**kwargs)
     if name == "huggingface":
@@ -624,7 +626,7 @@ def make_chat_model(settings: Settings, **overrides: Any) -> BaseChatModel:
                                  "set HF_HUB_OFFLINE=0")
         if not settings.llm_model and not settings.llm_base_url:
             raise LLMConfigError("set ASSISTANT_LLM_MODEL to a Hugging Face model id (e.g. Qwen/Qwen2.5-7B-Instruct)")
-        token = (os.environ.get("HF_TOKEN") or os.environ.get("HUGGINGFACEHUB_API_TOKEN") or settings.llm_api_key or None)
+        token = hf_token(settings)
         ekw: dict[str, Any] = dict(max_new_tokens=max_tokens, temperature=max(temp, 0.01),  # TGI rejects 0
                                    timeout=max(1, math.ceil(timeout)), huggingfacehub_api_token=token,
                                    task="conversational")

@@ -429,6 +429,26 @@ def test_unknown_backend_falls_back_with_note(llm_settings, extractive):
     assert ans.backend == "extractive" and "unknown LLM backend" in ans.note
 
 
+def test_llamacpp_extra_buffers_is_a_setting(settings_factory, monkeypatch):
+    """On unless the CPU reports AMX (`auto`), or as the setting says; without settings, the environment's."""
+    from assistant import engine_choice
+    from assistant.config import Settings
+
+    assert settings_factory().llamacpp_extra_buffers in ("auto", "on", "off")
+    assert L.llama_cpp_extra_buffers_enabled(Settings(llamacpp_extra_buffers="on")) is True
+    assert L.llama_cpp_extra_buffers_enabled(Settings(llamacpp_extra_buffers="off")) is False
+    monkeypatch.setattr(engine_choice, "cpu_flags", lambda: {"avx2", "amx_tile", "amx_int8"})
+    assert L.llama_cpp_extra_buffers_enabled(Settings()) is False
+    assert L.llama_cpp_extra_buffers_enabled("on") is True
+    monkeypatch.setattr(engine_choice, "cpu_flags", lambda: {"avx2", "avx512f"})
+    assert L.llama_cpp_extra_buffers_enabled(Settings()) is True
+    for raw, enabled in (("on", True), ("1", True), ("yes", True), ("OFF", False), ("false", False), ("auto", True)):
+        monkeypatch.setenv("LLAMACPP_EXTRA_BUFFERS", raw)
+        assert L.llama_cpp_extra_buffers_enabled() is enabled, raw
+    assert engine_choice.cpu_identity()[1] == sorted(f for f in engine_choice._cpuinfo()[1]
+                                                     if f.startswith(("avx", "amx", "fma", "f16c", "sse4")) or f == "vnni")
+
+
 # =========================================================================== real server (llama.cpp + Gemma 3 270M)
 def free_port() -> int:
     with socket.socket() as s:
