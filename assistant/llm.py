@@ -763,6 +763,8 @@ class Prepared:
 
 @dataclass
 class Usage:
+    """One model call's token counts (as the backend reports them) and raw output: ``Answer.usage``."""
+
     output_tokens: int | None = None
     input_tokens: int | None = None
     raw: str = ""  # the model's raw output
@@ -789,7 +791,14 @@ class LLMAnswerer:
         self._down_until = 0.0
         self._down_reason = ""
         self.checker = SupportChecker(getattr(fallback, "cache", None))
-        self.last_usage = Usage()
+        self._local = threading.local()  # per thread: the Usage of its last model call (see last_usage)
+
+    @property
+    def last_usage(self) -> Usage:
+        """The :class:`Usage` of the last model call made by the calling thread (read-only; compatibility: an
+        answer carries its own as ``Answer.usage``, which is what concurrent callers should read)."""
+        usage = getattr(self._local, "usage", None)
+        return usage if usage is not None else Usage()
 
     # --- model ------------------------------------------------------------------
     @property
@@ -819,12 +828,12 @@ class LLMAnswerer:
             self._down_until = time.monotonic() + RETRY_AFTER
             self._down_reason = reason
 
-    def _stream_model(self, messages: list[BaseMessage], **kwargs: Any) -> Iterator[str]:
-        """Text pieces from the model within ``llm_timeout`` seconds in total (raises :class:`LLMError`)."""
+    def _stream_model(self, messages: list[BaseMessage], usage: Usage, **kwargs: Any) -> Iterator[str]:
+        """Text pieces from the model within ``llm_timeout`` seconds in total (raises :class:`LLMError`); the call's
+        token counts and raw output are recorded in ``usage``."""
         self._check_available()
         model = self.model
-        usage = Usage()
-        self.last_usage = usage
+        self._local.usage = usage
         for chunk in _DeadlineStream(lambda: model.stream(messages, **kwargs), self.settings.llm_timeout):
             meta = getattr(chunk, "usage_metadata", None)
             if meta:
@@ -874,9 +883,11 @@ class LLMAnswerer:
             yield self._finish(self._abstained(retrieval, "nothing retrieved"), t0)
             return
         raw = ""
+        usage = None
         try:
             prepared = self.prepare(retrieval)
-            for piece in self._stream_model(prepared.messages):
+            usage = Usage()
+            for piece in self._stream_model(prepared.messages, usage):
                 raw += piece
                 yield clean_output(raw)
             text = clean_output(raw)
@@ -896,6 +907,7 @@ class LLMAnswerer:
                 note = f"The language model ({where}) did not answer ({reason}); this is the grounded extractive answer."
             answer = self._fallback(retrieval, note)
             yield answer.answer
+        answer.usage = usage
         yield self._finish(answer, t0)
 
     def _finish(self, answer: Answer, t0: float) -> Answer:
@@ -985,7 +997,7 @@ class LLMAnswerer:
             system, user = tpl.render(history=_neutralise(render_history(history, self.settings.history_turns)),
                                       question=_neutralise(question))
             limit = max(32, min(160, int(self.settings.llm_max_tokens)))
-            out = "".join(self._stream_model(self._messages(system, user), **self._limit_kwargs(limit)))
+            out = "".join(self._stream_model(self._messages(system, user), Usage(), **self._limit_kwargs(limit)))
             standalone = clean_condensed(out, question)
             if not standalone:
                 raise LLMError("unusable condensed question")

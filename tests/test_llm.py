@@ -449,6 +449,23 @@ def test_llamacpp_extra_buffers_is_a_setting(settings_factory, monkeypatch):
                                                      if f.startswith(("avx", "amx", "fma", "f16c", "sse4")) or f == "vnni")
 
 
+def test_usage_travels_on_the_answer_not_on_the_shared_answerer(llm_settings, extractive):
+    text = "Morocco mobilised about 1.3 billion dirhams for its startup ecosystem [1]."
+    a = L.LLMAnswerer(llm_settings(), extractive, chat_model=fake(text))
+    ans = a.run(retrieval())
+    assert ans.backend == "llm:openai" and isinstance(ans.usage, L.Usage) and ans.usage.raw == text
+    assert a.last_usage is ans.usage  # compatibility: the calling thread's last call
+    assert "usage" not in ans.to_json()
+    seen: list = []
+    t = threading.Thread(target=lambda: seen.append(a.last_usage))
+    t.start()
+    t.join()
+    assert seen[0] is not ans.usage and seen[0].raw == ""  # another thread sees none of this request's data
+    assert a.run(retrieval(chunks=[])).usage is None  # nothing retrieved: no model call
+    failed = L.LLMAnswerer(llm_settings(), extractive, chat_model=FailingModel(error="boom")).run(retrieval())
+    assert failed.backend == "extractive" and failed.usage is not None and failed.usage.raw == ""
+
+
 # =========================================================================== real server (llama.cpp + Gemma 3 270M)
 def free_port() -> int:
     with socket.socket() as s:
