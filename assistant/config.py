@@ -13,19 +13,26 @@ import dataclasses
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 ENV_PREFIX = "ASSISTANT_"
 
 
-def _setting(default: Any, help: str, *, secret: bool = False, env: str | None = None,
+def _setting(default: Any, help: str | Callable[[], str], *, secret: bool = False, env: str | None = None,
              choices: tuple[str, ...] | None = None, aliases: dict[str, str] | None = None,
              minimum: float | None = None):
-    """A setting: its default, help (the README's table), env var,
+    """A setting: its default, help (the README's table; a function when the text comes from elsewhere), env var,
     and what values it accepts (checked by ``Settings.__post_init__``: ``choices`` for a string, each ``aliases`` key
     standing for its value, ``minimum`` for a number)."""
     return field(default=default, metadata={"help": help, "secret": secret, "env": env, "choices": choices,
                                             "aliases": aliases, "minimum": minimum})
+
+
+def _backends_help() -> str:
+    from .llm.backends import backend_names  # the registry of LLM backends (imported when the table is rendered)
+
+    names = [f"`{n}`" for n in backend_names()]
+    return f"LLM backend: empty (none), {', '.join(names[:-1])} or {names[-1]}."
 
 
 _ON_OFF = {"1": "on", "true": "on", "yes": "on", "0": "off", "false": "off", "no": "off"}
@@ -82,7 +89,7 @@ class Settings:
     abstain_threshold: float = _setting(0.4, "Minimum evidence score of the best sentence below which the assistant says the answer is not in the documents.")
     max_answer_sentences: int = _setting(2, "Most sentences quoted in an extractive answer (1 to 3).")
     # --- LLM backends ----------------------------------------------------------
-    llm: str = _setting("", "LLM backend: empty (none), `openai`, `ollama`, `llamacpp` or `huggingface`.")
+    llm: str = _setting("", _backends_help)
     llm_model: str = _setting("", "Model name (openai/ollama/huggingface) or GGUF path (llamacpp).")
     llm_base_url: str = _setting("", "Base URL of an OpenAI-compatible server or of Ollama.")
     llm_api_key: str = _setting("", "API key for the OpenAI-compatible backend (else `OPENAI_API_KEY`).", secret=True)
@@ -177,7 +184,9 @@ class Settings:
         rows = []
         for f in fields(cls):
             env = _env_name(f)
-            rows.append((f.name, env, repr(f.default) if f.default != "" else "(empty)", f.metadata["help"]))
+            help_ = f.metadata["help"]
+            rows.append((f.name, env, repr(f.default) if f.default != "" else "(empty)",
+                         help_() if callable(help_) else help_))
         return rows
 
 

