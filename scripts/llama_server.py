@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import runpy
 
-from assistant.llm.backends.llamacpp import patch_llama_cpp_defaults
+from assistant.llm import patch_llama_cpp_defaults
 
 if __name__ == "__main__":
     patch_llama_cpp_defaults()
