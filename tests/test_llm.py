@@ -6,6 +6,7 @@ the wiring - requests, streaming, token limits, marker resolution, fallbacks - n
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
@@ -427,6 +428,71 @@ def test_make_chat_model_ollama_and_huggingface(llm_settings, monkeypatch):
 def test_unknown_backend_falls_back_with_note(llm_settings, extractive):
     ans = L.LLMAnswerer(llm_settings(llm="gpt5"), extractive).run(retrieval())
     assert ans.backend == "extractive" and "unknown LLM backend" in ans.note
+
+
+def test_backends_are_listed_once_by_the_registry(llm_settings):
+    from assistant.cli import build_parser
+    from assistant.config import Settings
+    from assistant.llm import backends
+
+    assert L.BACKENDS == backends.backend_names() == ("openai", "ollama", "llamacpp", "huggingface")
+    assert [b.name for b in backends.backends()] == list(L.BACKENDS)
+    assert L.get_backend(" OpenAI ") is backends.get_backend("openai") and L.get_backend("gpt5") is None
+    rows = {name: help_ for name, _env, _default, help_ in Settings.describe()}
+    assert rows["llm"] == "LLM backend: empty (none), `openai`, `ollama`, `llamacpp` or `huggingface`."
+    ask = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["ask"]
+    assert "answer with this LLM backend (openai, ollama, llamacpp, huggingface)" in " ".join(ask.format_help().split())
+    with pytest.raises(L.LLMConfigError, match=r"use one of: openai, ollama, llamacpp, huggingface\)"):
+        L.make_chat_model(llm_settings(llm="gpt5"))
+    assert L.describe_backend(llm_settings(llm="")) == "none"
+    assert L.describe_backend(llm_settings(llm="llamacpp", llm_model="/m/model.gguf")) == "llamacpp with model.gguf"
+
+
+def test_llamacpp_extra_buffers_is_a_setting(settings_factory, monkeypatch):
+    """On unless the CPU reports AMX (`auto`), or as the setting says; without settings, the environment's."""
+    from assistant import engine_choice
+    from assistant.config import Settings
+
+    assert settings_factory().llamacpp_extra_buffers in ("auto", "on", "off")
+    assert L.llama_cpp_extra_buffers_enabled(Settings(llamacpp_extra_buffers="on")) is True
+    assert L.llama_cpp_extra_buffers_enabled(Settings(llamacpp_extra_buffers="off")) is False
+    monkeypatch.setattr(engine_choice, "cpu_flags", lambda: {"avx2", "amx_tile", "amx_int8"})
+    assert L.llama_cpp_extra_buffers_enabled(Settings()) is False
+    assert L.llama_cpp_extra_buffers_enabled("on") is True
+    monkeypatch.setattr(engine_choice, "cpu_flags", lambda: {"avx2", "avx512f"})
+    assert L.llama_cpp_extra_buffers_enabled(Settings()) is True
+    for raw, enabled in (("on", True), ("1", True), ("yes", True), ("OFF", False), ("false", False), ("auto", True)):
+        monkeypatch.setenv("LLAMACPP_EXTRA_BUFFERS", raw)
+        assert L.llama_cpp_extra_buffers_enabled() is enabled, raw
+    assert engine_choice.cpu_identity()[1] == sorted(f for f in engine_choice._cpuinfo()[1]
+                                                     if f.startswith(("avx", "amx", "fma", "f16c", "sse4")) or f == "vnni")
+
+
+def test_usage_travels_on_the_answer_not_on_the_shared_answerer(llm_settings, extractive):
+    text = "Morocco mobilised about 1.3 billion dirhams for its startup ecosystem [1]."
+    a = L.LLMAnswerer(llm_settings(), extractive, chat_model=fake(text))
+    ans = a.run(retrieval())
+    assert ans.backend == "llm:openai" and isinstance(ans.usage, L.Usage) and ans.usage.raw == text
+    assert a.last_usage is ans.usage  # compatibility: the calling thread's last call
+    assert "usage" not in ans.to_json()
+    seen: list = []
+    t = threading.Thread(target=lambda: seen.append(a.last_usage))
+    t.start()
+    t.join()
+    assert seen[0] is not ans.usage and seen[0].raw == ""  # another thread sees none of this request's data
+    assert a.run(retrieval(chunks=[])).usage is None  # nothing retrieved: no model call
+    failed = L.LLMAnswerer(llm_settings(), extractive, chat_model=FailingModel(error="boom")).run(retrieval())
+    assert failed.backend == "extractive" and failed.usage is not None and failed.usage.raw == ""
+
+
+def test_message_text_is_the_one_helper():
+    assert L.message_text(AIMessageChunk(content="abc")) == "abc"
+    assert L.message_text([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]) == "ab"
+    assert L.message_text([{"type": "text", "text": "a"}, "b"], " ") == "a b"
+    assert L.message_text({"content": "c"}) == "c" and L.message_text(None) == "" and L.message_text(3) == "3"
+    assert L.render_history([{"role": "user", "content": [{"type": "text", "text": "How"}, {"text": "much?"}]}]) \
+        == "User: How much?"
+    assert L.first_line("one\ntwo") == "one" and L.first_line("") == ""
 
 
 # =========================================================================== real server (llama.cpp + Gemma 3 270M)

@@ -27,6 +27,7 @@ SWITCHES = {
     "embed_slice_ms": ("ASSISTANT_EMBED_SLICE_MS", 40.0, "10", 10.0),
     "index_max_wait_ms": ("ASSISTANT_INDEX_MAX_WAIT_MS", 500.0, "120", 120.0),
     "onnx_unpadded": ("ASSISTANT_ONNX_UNPADDED", False, "1", True),
+    "llamacpp_extra_buffers": ("LLAMACPP_EXTRA_BUFFERS", "auto", "Off", "off"),
 }
 
 
@@ -53,6 +54,7 @@ def test_every_switch_is_a_setting_under_its_documented_name():
     ("ASSISTANT_EMBED_SLICE_MS", "0", r"ASSISTANT_EMBED_SLICE_MS \(embed_slice_ms\): must be at least"),
     ("ASSISTANT_INDEX_MAX_WAIT_MS", "-5", r"ASSISTANT_INDEX_MAX_WAIT_MS \(index_max_wait_ms\): must be at least 0"),
     ("ASSISTANT_ONNX_UNPADDED", "yes please", r"ASSISTANT_ONNX_UNPADDED: cannot read"),
+    ("LLAMACPP_EXTRA_BUFFERS", "maybe", r"LLAMACPP_EXTRA_BUFFERS \(llamacpp_extra_buffers\): must be auto or on or off"),
 ])
 def test_an_invalid_switch_is_rejected_with_a_clear_message(env, value, message):
     """No silent fall-back to the default (ASSISTANT_FUSION=foo used to mean cc, ASSISTANT_READER=foo rules)."""
