@@ -17,6 +17,9 @@ int8 matmul takes seconds per text on AVX-512 without AMX), so :mod:`assistant.e
 
 The ONNX graphs are exported once, offline, from the torch folder (like the folder itself is converted once from
 the packaged weights) and cached beside it.
+
+Why one file over 450 lines: five engines of one interface (each 40-80 lines) share the batching, the
+ONNX export and the int8 row quantisation; the choice between them is ``assistant/engine_choice.py``.
 """
 from __future__ import annotations
 

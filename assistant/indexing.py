@@ -17,6 +17,10 @@ Guarantees:
   ``HybridRetriever``); the chunks a changed file no longer contains are deleted
   only after the new snapshot is published, so readers get the old version or
   the new one, never neither.
+
+Why one file over 450 lines: the run, its repair and its two threads (loader, embedder) implement one
+protocol - the order of manifest, store, snapshot and lexicon writes that makes a kill at any point safe - and are
+easier to check when read together (the manifest itself is ``assistant/manifest.py``).
 """
 from __future__ import annotations
 
@@ -127,7 +131,7 @@ class Indexer:
         self.chunker = chunker or Chunker(settings.chunk_tokens, settings.chunk_overlap)
         self._manifest: Manifest | None = None
         from .lexicon import Lexicon
-        from .retrieval import LexicalIndex
+        from .lexical import LexicalIndex
 
         # the index's BM25 snapshot and word lexicon: the Assistant's own objects when it runs the indexer
         self.lexical = lexical if lexical is not None else LexicalIndex(self.store, stemming=settings.stem)

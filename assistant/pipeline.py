@@ -17,7 +17,8 @@ from .vector_cache import VectorCache
 from .config import Settings
 from .embeddings import make_embedder
 from .priority import PRIORITY
-from .retrieval import HybridRetriever, LexicalIndex, Retrieval
+from .lexical import LexicalIndex
+from .retrieval import HybridRetriever, Retrieval
 from .schema import Answer
 from .stages import Answerer, Retriever
 from .store import ChunkStore, StoreError

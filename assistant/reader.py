@@ -18,6 +18,10 @@ Design (issue 11; measurements in ``docs/reader.md`` and ``bench/QUALITY.md``):
    the answer's ``confidence`` is the best sentence's ``p``; the reader abstains when it is below the
    threshold chosen on DEV for a stated precision (stored with the weights). Certain vetoes stay: a name of
    the question absent from every passage, text addressed to an AI (never quoted).
+
+Why one file over 450 lines: the five steps above are one model whose features, weights file and
+scorer must change together (a feature renamed here must match ``reader_weights/*.json`` and
+``bench/fit_reader.py``); each feature is a small named function with its own unit test.
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
-from typing import Iterator
+from typing import Any, Iterator
 
 # --------------------------------------------------------------------------- normalisation
 _APOS = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201b": "'", "\u00b4": "'", "`": "'",
@@ -307,3 +307,17 @@ def words_of(text: str) -> list[str]:
         if "-" in w:
             out.extend(p for p in w.split("-") if p)
     return out
+
+
+def message_text(content: Any, sep: str = "") -> str:
+    """The text of a chat message or a streamed chunk (its ``content``), or of a content itself: a string, or a
+    list of content blocks (LangChain's and Gradio 6's ``{"type": "text", "text": …}``, or ``"content"``), joined
+    by ``sep`` (``""`` for the pieces of a streamed answer, ``" "`` for whole messages)."""
+    content = getattr(content, "content", content)
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content blocks (some providers, Gradio 6)
+        return sep.join(message_text(b, sep) for b in content)
+    if isinstance(content, dict):
+        return str(content.get("text") or content.get("content") or "")
+    return "" if content is None else str(content)

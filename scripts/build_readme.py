@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-SECTIONS = ["ui.md", "llm.md", "evaluation.md", "reader.md", "performance.md", "reliability.md", "development.md"]
+SECTIONS = ["ui.md", "llm.md", "evaluation.md", "reader.md", "performance.md", "reliability.md", "architecture.md", "development.md"]
 
 
 def shift(md: str) -> str:

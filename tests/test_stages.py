@@ -96,3 +96,31 @@ def test_one_lexical_index_and_one_lexicon_per_index(fresh_settings, embedder, t
     assert len(a.lexicon) == report.words
     answer = a.ask(QUESTION)
     assert not answer.abstained and "1.3" in answer.answer.replace(",", ".")
+
+
+def test_a_loader_plugs_in_by_registering_an_extractor(monkeypatch, fresh_settings, embedder, tmp_path):
+    """A new file type is one function registered with its suffixes; the indexer then reads, chunks, embeds and
+    answers from it, and a broken file of that type is skipped with its reason while the rest is indexed."""
+    from assistant import loaders
+
+    monkeypatch.setattr(loaders, "SUPPORTED", dict(loaders.SUPPORTED))
+    monkeypatch.setattr(loaders, "_EXTRACTORS", dict(loaders._EXTRACTORS))
+
+    def extract_csv(data: bytes, deadline):
+        rows = [line.split(";") for line in data.decode("utf-8").splitlines() if line.strip()]
+        if any(len(r) != 2 for r in rows):
+            raise loaders.LoadError("every row must have two fields")
+        return [loaders.Paragraph(f"{k.strip()} is {v.strip()}.", section="table") for k, v in rows], "capitals"
+
+    loaders.register_loader("csv", [".csv"], extract_csv)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "capitals.csv").write_text("The capital of Peru;Lima\nThe capital of Norway;Oslo\n")
+    (docs / "broken.csv").write_text("one;two;three\n")
+    a = Assistant(fresh_settings, embedder=embedder)
+    report = a.index([docs], show_progress=False)
+    assert report.total > 0 and len(report.failed) == 1
+    assert "broken.csv" in str(report.failed) and "two fields" in str(report.failed)
+    answer = a.ask("What is the capital of Norway?")
+    assert not answer.abstained and "Oslo" in answer.answer
+    assert answer.citations[0].source.endswith("capitals.csv")

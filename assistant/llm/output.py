@@ -9,25 +9,10 @@ of the prompt's fixed "not in the documents" sentence or a close variant (:func:
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from ..answer import NOT_FOUND
 from ..citations import MARKER
-from ..text import normalize_for_match
-
-
-def message_text(content: Any, sep: str = "") -> str:
-    """The text of a chat message or a streamed chunk (its ``content``), or of a content itself: a string, or a
-    list of content blocks (LangChain's and Gradio 6's ``{"type": "text", "text": …}``, or ``"content"``), joined
-    by ``sep`` (``""`` for the pieces of a streamed answer, ``" "`` for whole messages)."""
-    content = getattr(content, "content", content)
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # content blocks (some providers, Gradio 6)
-        return sep.join(message_text(b, sep) for b in content)
-    if isinstance(content, dict):
-        return str(content.get("text") or content.get("content") or "")
-    return "" if content is None else str(content)
+from ..text import message_text, normalize_for_match  # noqa: F401 - message_text: re-exported
 
 
 _MARKER_LIKE = re.compile(
