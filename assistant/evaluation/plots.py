@@ -22,12 +22,37 @@ def _figure(w: float = 7.0, h: float = 4.0):
     return fig
 
 
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def _fraction_curve(path: Path, x: Sequence[float], y: Sequence[float], *, marker: str, xlabel: str, ylabel: str,
+                    title: str, xticks: Sequence[float] | None = None, xlim: tuple[float, float] | None = None) -> Path:
+    """A line plot of a fraction (y axis 0..1.05, light grid), saved to ``path``."""
+    fig = _figure(6, 4)
+    ax = fig.add_subplot()
+    ax.plot(x, y, marker=marker)
+    if xticks is not None:
+        ax.set_xticks(xticks)
+    if xlim is not None:
+        ax.set_xlim(*xlim)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 def _fraction_keys(summaries: Sequence[dict]) -> list[str]:
     return [k for k, (_hib, frac) in METRICS.items() if frac and any(s.get(k) is not None for s in summaries)]
 
 
 def write_plots(result: EvalResult, out: Path) -> list[Path]:
-    """metrics.png (per-metric bars), hit_at_k.png (hit@k, k = 1..10), latency.png (histogram)."""
+    """metrics.png (per-metric bars), hit_at_k.png (hit@k, k = 1..10), latency.png (histogram), and
+    risk_coverage.png when answers carry a confidence."""
     paths = []
     s = result.summary
     keys = _fraction_keys([s])
@@ -42,24 +67,13 @@ def write_plots(result: EvalResult, out: Path) -> list[Path]:
     for i, k in enumerate(keys):
         ax.text(min(vals[i], 1.0) + 0.01, i, fmt(k, s.get(k)), va="center", fontsize=8)
     ax.set_title(f"Metrics{(' — ' + result.name) if result.name else ''} ({s['n_cases']} cases)")
-    fig.tight_layout()
-    paths.append(out / "metrics.png")
-    fig.savefig(paths[-1])
+    paths.append(_save(fig, out / "metrics.png"))
 
     curve = result.curve
-    fig = _figure(6, 4)
-    ax = fig.add_subplot()
     ks = list(range(1, len(curve) + 1))
-    ax.plot(ks, [c if c is not None else float("nan") for c in curve], marker="o")
-    ax.set_xticks(ks)
-    ax.set_ylim(0, 1.05)
-    ax.set_xlabel("k (retrieved chunks)")
-    ax.set_ylabel("hit@k (answerable cases)")
-    ax.set_title("Relevant chunk in the top k")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    paths.append(out / "hit_at_k.png")
-    fig.savefig(paths[-1])
+    paths.append(_fraction_curve(out / "hit_at_k.png", ks, [c if c is not None else float("nan") for c in curve],
+                                 marker="o", xticks=ks, xlabel="k (retrieved chunks)",
+                                 ylabel="hit@k (answerable cases)", title="Relevant chunk in the top k"))
 
     lat = [r["latency_ms"] for r in result.cases if r.get("latency_ms") is not None]
     fig = _figure(6, 4)
@@ -73,24 +87,14 @@ def write_plots(result: EvalResult, out: Path) -> list[Path]:
     ax.set_xlabel("end-to-end latency per question (ms)")
     ax.set_ylabel("cases")
     ax.set_title("Latency")
-    fig.tight_layout()
-    paths.append(out / "latency.png")
-    fig.savefig(paths[-1])
+    paths.append(_save(fig, out / "latency.png"))
 
     rc = risk_coverage(result.cases)
     if rc:
-        fig = _figure(6, 4)
-        ax = fig.add_subplot()
-        ax.plot([c for _, c, _ in rc], [a for _, _, a in rc], marker=".")
-        ax.set_xlim(0, 1.02)
-        ax.set_ylim(0, 1.05)
-        ax.set_xlabel("share of questions answered (threshold on confidence)")
-        ax.set_ylabel("answered correctly")
-        ax.set_title("Risk-coverage")
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        paths.append(out / "risk_coverage.png")
-        fig.savefig(paths[-1])
+        paths.append(_fraction_curve(out / "risk_coverage.png", [c for _, c, _ in rc], [a for _, _, a in rc],
+                                     marker=".", xlim=(0, 1.02),
+                                     xlabel="share of questions answered (threshold on confidence)",
+                                     ylabel="answered correctly", title="Risk-coverage"))
     return paths
 
 
@@ -113,6 +117,4 @@ def write_comparison_plot(results: Sequence[EvalResult], path: Path) -> Path:
     ax2.set_xticks([x + width * (len(results) - 1) / 2 for x in range(len(lat_keys))], lat_keys)
     ax2.set_ylabel("ms")
     ax2.set_title("Latency (lower is better)")
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return _save(fig, path)
