@@ -251,7 +251,7 @@ def cli_env(monkeypatch, seeds_assistant, tmp_path):
         assert settings.embedding_model == "e5-small" and settings.embedding_quantize
         return seeds_assistant.embedder, seeds_assistant.cache
 
-    monkeypatch.setattr(ev, "_load_models", session_models)
+    monkeypatch.setattr(ev.cli, "_load_models", session_models)  # where run_cli looks it up (assistant.evaluation.cli)
 
 
 def test_fail_under_gate_exits_3(cli_env, seeds_index, tmp_path, capsys):
