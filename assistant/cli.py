@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from .config import Settings
+from .text import error_line
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_GATE = 0, 1, 2, 3
 
@@ -266,7 +267,7 @@ def cmd_settings(args, settings: Settings) -> int:
 
         problems = Assistant(settings).problems()
     except Exception as err:  # noqa: BLE001 - settings must print even when the index cannot be opened
-        problems = [f"state unknown: {str(err).splitlines()[0][:200] if str(err) else type(err).__name__}"]
+        problems = [f"state unknown: {error_line(err, 200)}"]
     print("# state: " + ("ok, nothing degraded" if not problems else f"{len(problems)} degraded"))
     for line in problems:
         print(f"# degraded: {line}")

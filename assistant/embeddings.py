@@ -32,6 +32,7 @@ from .engines import ENGINES, length_sorted_batches, quantize_int8  # noqa: F401
 from .offline import configure_environment, default_omp_threads, hub_offline
 from . import priority
 from .priority import PRIORITY, is_background
+from .text import error_line
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +252,7 @@ class SentenceTransformerEmbedder(Embedder):
         except OSError as err:
             offline = hub_offline()
             hint = " (the hub is not consulted offline: set HF_HUB_OFFLINE=0 to download, or give a local folder)" if offline else ""
-            raise RuntimeError(f"cannot load embedding model {self.name!r}{hint}: {str(err).splitlines()[0]}") from None
+            raise RuntimeError(f"cannot load embedding model {self.name!r}{hint}: {error_line(err, 10_000)}") from None
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(get_dim())
         prompts = getattr(self.model, "prompts", {}) or {}

@@ -26,6 +26,7 @@ import numpy as np
 
 from .engines import ENGINES, Engine, _file_lock, make_engine
 from .offline import cache_root, isa_caps
+from .text import error_line
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +225,7 @@ def measure(folder: Path, threads: int, tokenizer, candidates: tuple[str, ...], 
             else:
                 eng.close()
         except Exception as err:  # noqa: BLE001 - an engine that cannot run here is reported, not fatal
-            results[name] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}
+            results[name] = {"error": error_line(err, 10_000, with_type=True)}
             log.warning("embedding engine %s failed its measurement: %s", name, results[name]["error"])
     valid = [n for n in candidates if n in engines]
     if not valid:

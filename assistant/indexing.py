@@ -42,7 +42,7 @@ from .loaders import Deadline, DocumentLoader, LoadError, discover, timeout_reas
 from .priority import PRIORITY, background
 from .schema import Chunk, Document
 from .store import ChunkStore, FileRecord, Manifest, StoreError, index_lock
-from .text import lexical_tokens
+from .text import error_line, lexical_tokens
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -320,7 +320,7 @@ class Indexer:
             if err.unexpected:  # an exception inside a reader: the reason for the report, the traceback for the log
                 self._problem(w, err.__cause__ or err)
         except Exception as err:  # noqa: BLE001 - one bad file never stops the run
-            w.error = f"cannot process: {str(err).splitlines()[0][:200] if str(err) else type(err).__name__}"
+            w.error = f"cannot process: {error_line(err, 200)}"
             self._problem(w, err)
         return w
 

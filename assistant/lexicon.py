@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .text import STOP, fold_accents
+from .text import STOP, error_line, fold_accents
 
 _WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
 
@@ -87,7 +87,7 @@ class Lexicon:
                 words = json.loads(words_p.read_text())
                 vectors = np.load(vec_p, mmap_mode="r")
             except (OSError, ValueError) as err:
-                self.problem = f"unreadable ({type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''})"
+                self.problem = f"unreadable ({error_line(err, 120, with_type=True)})"
                 self.problem_error = err
                 return False
             if len(words) != len(vectors):

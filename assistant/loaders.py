@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .schema import Block, Document
+from .text import error_line
 
 SUPPORTED = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html", ".pdf": "pdf", ".docx": "docx"}
 
@@ -190,7 +191,7 @@ class DocumentLoader:
         except MemoryError:
             raise LoadError("file is too large to extract in memory") from None
         except Exception as err:  # a broken file must never stop the run
-            msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+            msg = error_line(err)
             failure = LoadError(f"cannot read {kind}: {msg[:200]}")
             failure.unexpected = True  # the one-line reason for the report; the traceback (the cause) for the log
             raise failure from err

@@ -23,7 +23,7 @@ from .health import degraded, recovered
 from .lexical import LexicalIndex  # noqa: F401 - re-exported (indexer, library, tests)
 from .schema import ScoredChunk
 from .store import ChunkStore
-from .text import STOP, detect_language, lexical_tokens, message_text, words_of
+from .text import STOP, detect_language, error_line, lexical_tokens, message_text, words_of
 
 log = logging.getLogger(__name__)
 
@@ -170,12 +170,12 @@ class HybridRetriever:
                 log.debug("BM25 snapshot not followed now: %s", err)
             else:
                 degraded("bm25-follow", f"BM25 snapshot: could not follow the Chroma server's generation {gen} "
-                         f"({str(err).splitlines()[0][:200]}); answers use the previous snapshot", err,
+                         f"({error_line(err, 200)}); answers use the previous snapshot", err,
                          index_path=self.store.settings.index_path)
             self._gen_checked = 0.0  # try again at the next query
         except Exception as err:  # noqa: BLE001 - a background thread: report, never raise into nothing
             degraded("bm25-follow", f"BM25 snapshot: could not follow the Chroma server's generation {gen} "
-                     f"({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}); answers use "
+                     f"({error_line(err, 200, with_type=True)}); answers use "
                      "the previous snapshot", err, index_path=self.store.settings.index_path)
             self._gen_checked = 0.0
 

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 from .manifest import FileRecord, Manifest, sqlite_connect, sqlite_transaction  # noqa: F401 - re-exported
 from .offline import configure_environment
+from .text import error_line
 from .schema import ScoredChunk
 
 SCHEMA_VERSION = 1
@@ -55,11 +56,6 @@ def _free_bytes(path: Path) -> int | None:
         return shutil.disk_usage(path).free
     except OSError:
         return None
-
-
-def _short(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return (text[0] if text else type(err).__name__)[:300]
 
 
 class ChunkStore:
@@ -144,16 +140,16 @@ class ChunkStore:
     def _error(self, what: str, err: BaseException) -> StoreError:
         server = self.settings.chroma_server
         if server:
-            return StoreError(f"{what}: the Chroma server at {server} is unreachable or failing ({_short(err)}). "
+            return StoreError(f"{what}: the Chroma server at {server} is unreachable or failing ({error_line(err)}). "
                               "Start it (e.g. `chroma run --path DIR --port 8000`) or unset ASSISTANT_CHROMA_URL.")
         low = str(err).lower()
         if "disk" in low and "full" in low or "no space" in low or getattr(err, "errno", None) == errno.ENOSPC:
-            return StoreError(f"{what}: the disk holding {self.settings.index_dir} is full ({_short(err)})")
+            return StoreError(f"{what}: the disk holding {self.settings.index_dir} is full ({error_line(err)})")
         free = _free_bytes(self.settings.index_path)
         if free is not None and free < LOW_DISK_BYTES:  # Chroma reports some ENOSPC failures as "Error in compaction"
             return StoreError(f"{what}: the disk holding {self.settings.index_dir} is full ({free / 1e6:.1f} MB free; "
-                              f"{_short(err)})")
-        return StoreError(f"{what} under {self.settings.index_dir}: {_short(err)}")
+                              f"{error_line(err)})")
+        return StoreError(f"{what} under {self.settings.index_dir}: {error_line(err)}")
 
     # HNSW parameters chosen with bench/ (`hnsw` step: recall@20 against exact search): at 89k chunks ef_search 64 -> 128
     # raises recall from 0.91 to 0.96 for +0.2 ms a query; M=16 / ef_construction=128 build in 27 s with the same

@@ -321,3 +321,17 @@ def message_text(content: Any, sep: str = "") -> str:
     if isinstance(content, dict):
         return str(content.get("text") or content.get("content") or "")
     return "" if content is None else str(content)
+
+
+def first_line(text: str) -> str:
+    """The first line of a (error) message (``''`` for an empty one)."""
+    return text.splitlines()[0] if text else ""
+
+
+def error_line(err: BaseException, limit: int = 300, *, with_type: bool = False) -> str:
+    """An exception as one line of at most ``limit`` characters for a report: its message's first line (its type's
+    name when the message is empty) or, ``with_type``, ``"Type: first line"``."""
+    first = first_line(str(err).strip())
+    if with_type:
+        return f"{type(err).__name__}: {first[:limit]}"
+    return (first or type(err).__name__)[:limit]

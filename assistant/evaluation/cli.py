@@ -196,8 +196,10 @@ def run_cli(args, settings: Settings) -> int:
         use_judge = bool(getattr(args, "llm_judge", False) or settings.llm_judge)
         for name, s in runs.items():
             if s.answerer == "llm" and not s.llm:
+                from ..llm.backends import backend_names
+
                 raise EvalInputError(f"{'config ' + repr(name) + ': ' if name else ''}answerer=llm needs an LLM backend "
-                                     "(set llm=openai|ollama|llamacpp|huggingface or ASSISTANT_LLM)")
+                                     f"(set llm={'|'.join(backend_names())} or ASSISTANT_LLM)")
             if use_judge and not s.llm:
                 raise EvalInputError("--llm-judge needs an LLM backend: set ASSISTANT_LLM (or llm=… in each --config)")
     except EvalInputError as err:

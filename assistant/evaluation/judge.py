@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..config import Settings
-from ..text import detect_language, normalize_for_match
+from ..text import detect_language, message_text, normalize_for_match
 from .cases import EvalInputError
 
 
@@ -23,13 +23,6 @@ def parse_json_object(text: str) -> dict:
         if isinstance(obj, dict):
             return obj
     raise ValueError("the judge's reply holds no JSON object")
-
-
-def _content(message: Any) -> str:
-    content = getattr(message, "content", message)
-    if isinstance(content, list):
-        return "".join(c.get("text", "") if isinstance(c, dict) else str(c) for c in content)
-    return str(content)
 
 
 def _truthy(v: Any) -> bool:
@@ -70,7 +63,7 @@ class Judge:
 
         system, user = prompt.render(**values)
         reply = self.model.invoke(([SystemMessage(content=system)] if system else []) + [HumanMessage(content=user)])
-        return parse_json_object(_content(reply))
+        return parse_json_object(message_text(reply))
 
     def faithfulness(self, question: str, answer: str, contexts: Sequence[str]) -> tuple[float, list[dict]]:
         ctx = "\n\n".join(f"[{i}] {c.strip()}" for i, c in enumerate(contexts, start=1)) or "(no passage)"
@@ -126,7 +119,10 @@ class Judge:
 def make_judge(settings: Settings, embedder=None) -> Judge:
     """A :class:`Judge` over the configured chat model (``assistant.llm.make_chat_model``)."""
     if not settings.llm:
-        raise EvalInputError("--llm-judge needs an LLM backend: set ASSISTANT_LLM (openai, ollama, llamacpp or huggingface)")
+        from ..llm.backends import backend_names
+
+        *first, last = backend_names()
+        raise EvalInputError(f"--llm-judge needs an LLM backend: set ASSISTANT_LLM ({', '.join(first)} or {last})")
     from ..llm import LLMError, make_chat_model
 
     try:

@@ -12,6 +12,7 @@ import re
 from urllib.parse import urlsplit, urlunsplit
 
 from ..config import Settings, secret_env_values
+from ..text import first_line  # noqa: F401 - re-exported (the one first-line helper lives in assistant.text)
 
 
 class LLMError(RuntimeError):
@@ -32,11 +33,6 @@ class LLMUnavailable(LLMError):
 
 class LLMUnusable(LLMError):
     """The model answered, but nothing in its answer could be tied to the passages."""
-
-
-def first_line(text: str) -> str:
-    """The first line of an error message (``''`` for an empty one)."""
-    return text.splitlines()[0] if text else ""
 
 
 # --------------------------------------------------------------------------- secrets
