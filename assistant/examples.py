@@ -104,12 +104,9 @@ def load(assistant, limit: int = LIMIT) -> list[str]:
     gen = _generation(assistant)
     if gen is None:
         return []
-    try:
-        cached = json.loads(_cache_path(assistant).read_text(encoding="utf-8"))
-        if cached.get("generation") == gen:
-            return list(cached.get("examples") or [])[:limit]
-    except (OSError, ValueError, AttributeError):
-        pass
+    cached = _cached(assistant, gen, verified=False)
+    if cached is not None:
+        return cached[:limit]
     try:
         found = candidates(assistant, limit)
     except Exception:  # noqa: BLE001 - no examples is better than no page
@@ -117,6 +114,17 @@ def load(assistant, limit: int = LIMIT) -> list[str]:
         return []
     _save(assistant, gen, found, verified=False)
     return found[:limit]
+
+
+def _cached(assistant, gen: int, verified: bool) -> list[str] | None:
+    """The cached examples of generation ``gen`` (only verified ones when ``verified``), or None."""
+    try:
+        cached = json.loads(_cache_path(assistant).read_text(encoding="utf-8"))
+        if cached.get("generation") == gen and (cached.get("verified") or not verified):
+            return list(cached.get("examples") or [])
+    except (OSError, ValueError, AttributeError):
+        pass
+    return None
 
 
 def _save(assistant, gen: int, examples: list[str], verified: bool) -> None:
@@ -135,12 +143,9 @@ def verify(assistant, limit: int = LIMIT) -> list[str]:
     gen = _generation(assistant)
     if gen is None:
         return []
-    try:
-        cached = json.loads(_cache_path(assistant).read_text(encoding="utf-8"))
-        if cached.get("generation") == gen and cached.get("verified"):
-            return list(cached.get("examples") or [])[:limit]
-    except (OSError, ValueError, AttributeError):
-        pass
+    cached = _cached(assistant, gen, verified=True)
+    if cached is not None:
+        return cached[:limit]
     kept: list[str] = []
     for q in candidates(assistant, limit):
         if len(kept) >= limit:
