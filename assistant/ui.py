@@ -20,19 +20,17 @@ API (``gradio_client``), see docs/ui.md:
 """
 import html
 import logging
-import os
 from pathlib import Path
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no telemetry calls
-
-from .config import Settings  # noqa: E402
-from .ui_app import ANSWER_CACHE, ChatApp  # noqa: E402
-from .ui_i18n import language, location_text, request_language, tr  # noqa: E402
-from .ui_panels import OPEN_JS  # noqa: E402
-from .ui_render import (CSS, LANGUAGE_NAMES, _content_text, answer_message, clean_history, confidence,  # noqa: E402
-                        error_message, md_escape, md_unescape, short_answer, source_language, sources_html, status_html)
-from .ui_uploads import (UploadResult, _public_report, safe_filename, sniff, store_upload,  # noqa: E402
-                         upload_hard_limit)
+# no analytics calls: assistant/__init__ runs assistant.offline (GRADIO_ANALYTICS_ENABLED=False) before any
+# submodule, so before gradio is imported here
+from .config import Settings, server_address
+from .ui_app import ANSWER_CACHE, ChatApp
+from .ui_i18n import language, location_text, request_language, tr
+from .ui_panels import OPEN_JS
+from .ui_render import (CSS, LANGUAGE_NAMES, _content_text, answer_message, clean_history, confidence, error_message,
+                        md_escape, md_unescape, short_answer, source_language, sources_html, status_html)
+from .ui_uploads import UploadResult, _public_report, safe_filename, sniff, store_upload, upload_hard_limit
 
 # the names the rest of the project imports from assistant.ui (they live in the modules above)
 __all__ = ["ChatApp", "create_app", "launch", "serve", "prepare_index", "theme", "parse_auth", "upload_hard_limit",
@@ -400,8 +398,7 @@ def launch(demo, settings: Settings, host: str | None = None, port: int | None =
     """Start the server (theme, css, auth and upload size limit applied); returns Gradio's (app, local_url, share_url)."""
     import gradio as gr
 
-    host = host or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
-    port = int(port or os.environ.get("GRADIO_SERVER_PORT") or 7860)
+    host, port = server_address(host, port)
     options = dict(server_name=host, server_port=port, auth=parse_auth(settings.auth),
                    # one login page for both languages: Gradio does not translate its auth message
                    auth_message=("Log in to ask questions about the documents. · "
