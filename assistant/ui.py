@@ -56,11 +56,19 @@ def create_app(settings: Settings | None = None, assistant=None):
     settings = app.settings
     backends = app.backends()
 
-    def respond(message: str, history: list, k: float, backend: str, evt: gr.EventData, request: gr.Request):
+    class ChatTrigger(gr.EventData):
+        """What started a /chat: a submit (no event data) or a click on an example (``example_select``: {index, value}).
+        Built by Gradio as ``ChatTrigger(target, data)``, like gr.SelectData, which needs the data a submit lacks."""
+
+        def __init__(self, target, data):
+            super().__init__(target, data)
+            value = data.get("value") if isinstance(data, dict) else None
+            self.example: dict | None = value if isinstance(value, dict) else None  # the clicked example, if any
+
+    def respond(message: str, history: list, k: float, backend: str, evt: ChatTrigger, request: gr.Request):
         """Streaming chat: yields the chat history (OpenAI-style messages) and the sources HTML of the answer."""
-        data = getattr(evt, "_data", None)
-        if not _content_text(message).strip() and isinstance(data, dict) and isinstance(data.get("value"), dict):
-            message = data["value"].get("text") or ""  # a click on an example question
+        if not _content_text(message).strip() and evt.example is not None:
+            message = evt.example.get("text") or ""  # a click on an example question
         for hist, sources in app.respond(message, history, k, backend, lang=request_language(request)):
             yield hist, (gr.skip() if sources is None else sources)
 
