@@ -260,3 +260,11 @@ def parse_settings_string(text: str) -> dict[str, Any]:
             raise ValueError(f"unknown setting {key!r} (known: {', '.join(sorted(by_name))})")
         out[key] = _check(by_name[key], _coerce(by_name[key], val))
     return out
+
+
+def server_address(host: str | None = None, port: int | str | None = None) -> tuple[str, int]:
+    """(host, port) the chat serves on: the argument, else Gradio's ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``,
+    else 127.0.0.1 / 7860."""
+    host = host or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
+    port = int(port or os.environ.get("GRADIO_SERVER_PORT") or 7860)
+    return host, port

@@ -7,7 +7,7 @@
 * Hugging Face libraries are told not to reach the hub unless the user says
   otherwise (``HF_HUB_OFFLINE=0``), so a missing model fails fast with a clear
   message instead of hanging on retries.
-* Chroma's anonymous telemetry is switched off.
+* Chroma's anonymous telemetry and Gradio's analytics are switched off.
 """
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ def configure_environment() -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", os.environ["HF_HUB_OFFLINE"])
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the browser chat: no analytics calls
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # OpenMP threads that sleep instead of spinning when they wait: under CPU contention (an upload being indexed
     # next to a query, another process) spinning made a 2-thread query embedding take 2 s instead of 0.08 s here.

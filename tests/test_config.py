@@ -67,3 +67,22 @@ def test_index_lowers_its_own_scheduling_priority():
 
     assert Settings.from_env(env={}).index_nice == 10
     assert Settings.from_env(env={"ASSISTANT_INDEX_NICE": "0"}).index_nice == 0
+
+
+def test_server_address_argument_then_gradio_environment_then_default(monkeypatch):
+    from assistant.config import server_address
+
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
+    monkeypatch.delenv("GRADIO_SERVER_PORT", raising=False)
+    assert server_address() == ("127.0.0.1", 7860)
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "7999")
+    assert server_address() == ("0.0.0.0", 7999)
+    assert server_address("localhost", 8001) == ("localhost", 8001)
+
+
+def test_importing_assistant_switches_gradio_analytics_off():
+    code = "import os; os.environ.pop('GRADIO_ANALYTICS_ENABLED', None); import assistant.ui; import gradio; " \
+           "print(os.environ['GRADIO_ANALYTICS_ENABLED'])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "False"
