@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 from .config import Settings
 from .loaders import SUPPORTED, kind_of
 from .schema import Answer
+from .text import error_line
 from .ui_i18n import language, tr
 from .ui_render import (_EXTRAS, _content_text, answer_message, clean_history, error_message, md_escape, md_unescape,
                         short_answer, sources_html)
@@ -202,7 +203,7 @@ class ChatApp:
             title, detail = "err_store", str(err)
         except Exception as err:  # noqa: BLE001 - the browser gets one clear line; the log gets the traceback
             log.exception("chat failed")
-            title, detail = "err_other", str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+            title, detail = "err_other", error_line(err, 200)
         with language(lang):
             title = tr(title)
         yield history + [{"role": "assistant", "content": error_message(title, detail)}], placeholder
@@ -257,7 +258,7 @@ class ChatApp:
                 failed = {str(p.resolve()): str(err) for _, p, _ in saved}
             except Exception as err:  # noqa: BLE001 - report it on every file of the batch, keep serving
                 log.exception("indexing uploads failed")
-                failed = {str(p.resolve()): f"indexing failed: {str(err).splitlines()[0][:200] if str(err) else type(err).__name__}"
+                failed = {str(p.resolve()): f"indexing failed: {error_line(err, 200)}"
                           for _, p, _ in saved}
             for i, path, created in saved:
                 err = failed.get(str(path.resolve()))
@@ -315,4 +316,4 @@ class ChatApp:
             return self.assistant.status()
         except Exception as err:  # noqa: BLE001
             return {"embedding_model": getattr(self.assistant.embedder, "model_id", "?"), "documents": 0, "chunks": 0,
-                    "error": str(err).splitlines()[0][:200] if str(err) else type(err).__name__}
+                    "error": error_line(err, 200)}
