@@ -32,7 +32,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
 
@@ -63,6 +63,7 @@ class IndexReport:
     repaired: int = 0  # orphan chunks removed after an interrupted run
     words: int = 0  # new words embedded into the cross-lingual lexicon
     sentences: int = 0  # sentence vectors embedded (assistant.sentences)
+    searchable_seconds: float = 0.0  # when the new chunks were searchable (before the sentence vectors were done)
 
     def to_json(self) -> dict:
         out = {
@@ -71,6 +72,10 @@ class IndexReport:
             "chunks": {"embedded": self.embedded, "total": self.total},
             "seconds": round(self.seconds, 3),
         }
+        if self.searchable_seconds:
+            out["searchable_seconds"] = round(self.searchable_seconds, 3)
+        if self.sentences:
+            out["sentences"] = self.sentences
         if self.ignored:
             out["files"]["ignored"] = self.ignored
         if self.reused:
@@ -95,6 +100,12 @@ class IndexReport:
             lines.append(f"  ignored {len(self.ignored)} file(s) of unsupported type" +
                          (": " + ", ".join(self.ignored[:5]) + (" …" if len(self.ignored) > 5 else "")))
         return "\n".join(lines)
+
+
+class _Text(NamedTuple):
+    """A committed chunk whose sentence vectors are still to be made: its id and text."""
+    id: str
+    text: str
 
 
 @dataclass
@@ -138,6 +149,8 @@ class Indexer:
         self.lexicon = lexicon if lexicon is not None else Lexicon(self.store.local_path("lexicon"), self.embedder)
         self._new_words: set[str] = set()
         self._stale: list[str] = []
+        self._sentence_todo: list = []  # chunks whose sentence vectors are made once the index is searchable
+        self._t0 = 0.0
         self._errors = 0  # files a reader raised on, this run
         self._may_load = threading.Event()  # cleared while the model runs: the loader thread waits (see _process)
         self._may_load.set()
@@ -158,7 +171,7 @@ class Indexer:
         for p in paths:
             if not p.exists():
                 raise FileNotFoundError(f"no such file or folder: {p}")
-        t0 = time.perf_counter()
+        t0 = self._t0 = time.perf_counter()
         report = IndexReport()
         bars = _Bars(show_progress if show_progress is not None else sys.stderr.isatty(), progress)
         try:
@@ -192,6 +205,7 @@ class Indexer:
     def _run(self, paths: list[Path], rebuild: bool, report: IndexReport, bars: "_Bars") -> None:
         with index_lock(self.settings.index_path):
             self._stale = []  # chunk ids replaced in this run, deleted once the new snapshot is live
+            self._sentence_todo = []
             self._errors = 0
             from .health import clear
 
@@ -235,6 +249,8 @@ class Indexer:
             if self._stale:  # no snapshot refers to them any more
                 self.store.delete(sorted(set(self._stale)))
                 self._stale = []
+            report.searchable_seconds = time.perf_counter() - self._t0
+            self._finish_sentences(report, bars, live)
             self.store.call("cannot write sentence vectors", self.store.sentences.checkpoint)
             manifest.set_meta(state="clean", **self.settings_fingerprint(), target=self.store.target)
 
@@ -279,8 +295,9 @@ class Indexer:
             orphans = [i for i in self.store.all_ids() if i not in known]
             if orphans:
                 self.store.delete(orphans)
-            # sentence vectors written before a chunk the kill stopped (they are written first)
+            # sentence vectors of chunks the kill stopped before they were committed
             self.store.call("cannot repair sentence vectors", self.store.sentences.prune, known)
+            self._queue_lacking_sentences(records)
             report.repaired = len(orphans)
             return True
         return False
@@ -489,9 +506,11 @@ class Indexer:
                         bars.chunks(len(vecs))
             finally:
                 self._may_load.set()
-        if method != "off" and chunks:
+        if method == "pool" and chunks:
             # kept chunks too: found in the store (nothing embedded) unless the index predates sentence vectors
             self._write_sentences(missing + [c for c in chunks if c.id in present], method, pooled, report)
+        elif method == "encode" and chunks:  # embedded once the index is searchable (see _finish_sentences)
+            self._sentence_todo.extend(_Text(c.id, c.text) for c in missing + [c for c in chunks if c.id in present])
         PRIORITY.yield_to_questions()  # the writes and the tokenising below, too, give way to a question
         report.embedded += len(to_embed)
         report.reused += len(missing) - len(to_embed)
@@ -534,6 +553,42 @@ class Indexer:
             if not can_pool(self.embedder):
                 return "encode"  # an embedder without token states (sentence-transformers, USE): encode them
         return method
+
+    SENTENCE_BATCH_CHUNKS = 64  # chunks whose sentences are embedded together (a question waits at most that long)
+
+    def _finish_sentences(self, report: IndexReport, bars: "_Bars", live: set[str]) -> None:
+        """Embed the sentence vectors of this run's chunks, after the chunks are committed and searchable.
+
+        They are half of a first index's model time (as many tokens as the chunks), and answers do not need them to
+        work: until a chunk's rows are written, the answerers embed its sentences at question time (slower answers,
+        the same answers). So the chunks, BM25 and lexicon are published first (``searchable_seconds`` in the
+        report), then the sentences are embedded in small batches that give way to questions. The run is not
+        ``clean`` until they are: a run killed here leaves chunks without rows, and the repair of the next run
+        (:meth:`_queue_lacking_sentences`) embeds them."""
+        # live only: a chunk queued by the repair may belong to a file version this run replaced
+        todo = list({c.id: c for c in self._sentence_todo if c.id in live}.values())
+        self._sentence_todo = []
+        if not todo or self._sentence_method() != "encode":
+            return
+        bars.stage("sentences", len(todo))
+        done = 0
+        for i in range(0, len(todo), self.SENTENCE_BATCH_CHUNKS):
+            PRIORITY.yield_to_questions()
+            part = todo[i:i + self.SENTENCE_BATCH_CHUNKS]
+            self._write_sentences(part, "encode", {}, report)
+            done += len(part)
+            bars.progress("sentences", done, len(todo))
+
+    def _queue_lacking_sentences(self, records: dict[str, FileRecord]) -> None:
+        """After an interrupted run: queue the committed chunks that have no sentence vectors yet."""
+        if self._sentence_method() != "encode":
+            return
+        live = {cid for r in records.values() if r.status == "done" for cid in r.chunk_ids}
+        have = self.store.call("cannot read sentence vectors", self.store.sentences.chunk_ids)
+        lacking = sorted(live - have)
+        for i in range(0, len(lacking), 500):
+            got = self.store.get(lacking[i:i + 500])
+            self._sentence_todo.extend(_Text(cid, doc) for cid, (doc, _meta) in got.items())
 
     def _write_sentences(self, chunks: list[Chunk], method: str, pooled: dict[bytes, np.ndarray],
                          report: IndexReport) -> None:
@@ -618,6 +673,10 @@ class _Bars:
     def stage(self, name: str, total: int) -> None:
         if self.callback:
             self.callback(name, 0, total)
+
+    def progress(self, name: str, done: int, total: int) -> None:
+        if self.callback:
+            self.callback(name, done, total)
 
     def close(self) -> None:
         for b in (self.fbar, self.cbar):

@@ -20,10 +20,15 @@ index fills in as files are read again: a changed file's new *and* kept chunks g
   indexed by text hash) under the index folder; a Chroma server keeps them in a second collection
   ``<collection>__sentences`` (ids ``<chunk_id>:<i>``, metadata ``chunk_id`` and ``h`` = text hash), so every
   app process on that server finds them.
-* **Consistency**: rows are written before their chunk, and deleted with it (:meth:`ChunkStore.delete`, so
-  re-indexing, removing a document from the library and the repair of an interrupted run all remove them); a
-  run that did not finish prunes rows of chunks no manifest row accounts for. A missing row only costs an
-  embedding at question time: a stored vector is keyed by its text, so a surviving row is never wrong.
+* **When**: ``encode`` embeds them *after* the run's chunks, BM25 snapshot and lexicon are published
+  (:meth:`assistant.indexing.Indexer._finish_sentences`): they are as many tokens as the chunks, half of a first
+  index's model time, and answers work without them (embedding at question time) - so new documents are
+  searchable about twice as soon (``searchable_seconds`` in the report). ``pool`` writes them with their chunk.
+* **Consistency**: rows are deleted with their chunk (:meth:`ChunkStore.delete`, so re-indexing, removing a
+  document from the library and the repair of an interrupted run all remove them); a run that did not finish
+  prunes rows of chunks no manifest row accounts for and embeds the rows its committed chunks lack. A missing row
+  only costs an embedding at question time: a stored vector is keyed by its text, so a surviving row is never
+  wrong.
 """
 from __future__ import annotations
 

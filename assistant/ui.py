@@ -87,6 +87,8 @@ def create_app(settings: Settings | None = None, assistant=None):
                 progress((done, total), desc=say("progress_files"), unit="files")
             elif stage == "chunks":
                 progress(None if not done else (done, None), desc=say("progress_chunks", n=done), unit="chunks")
+            elif stage == "sentences" and total:  # the new passages are searchable already (assistant.indexing)
+                progress((done, total), desc=say("progress_sentences"), unit="passages")
 
         result = app.add_files(files, progress=cb)
         app.refresh_examples_soon()

@@ -52,6 +52,11 @@ def targets(res: dict) -> list[dict]:
                              "Chroma.from_documents; same files, same weights, wall time incl. model load)",
                      "target": "≥ 1.5×", "value": f"{r:.2f}× ({_f(ing['seconds'])} s vs {_f(tb['seconds'])} s)",
                      "met": r >= 1.5})
+        if ing.get("searchable_s"):
+            r = tb["seconds"] / ing["searchable_s"]
+            rows.append({"what": "… until the new documents are searchable (the sentence vectors for faster answers are "
+                                 "embedded after that; answers work meanwhile)", "target": "≥ 1.5×",
+                         "value": f"{r:.2f}× ({_f(ing['searchable_s'])} s vs {_f(tb['seconds'])} s)", "met": r >= 1.5})
     if ing and base:
         r = base["seconds"] / ing["seconds"]
         rows.append({"what": "Ingestion vs the LangChain pipeline on our own embedder and splitter (same files, wall time)",

@@ -167,11 +167,12 @@ def test_an_old_index_gets_sentence_vectors_for_the_files_it_reads_again(tmp_pat
     check_consistent(settings, embedder)  # and every chunk has its sentence vectors now
 
 
-def test_a_run_killed_after_writing_sentence_vectors_is_repaired(tmp_path, settings_factory, embedder, monkeypatch):
+def test_a_run_killed_after_writing_pooled_sentence_vectors_is_repaired(tmp_path, settings_factory, embedder, monkeypatch):
+    """``pool`` writes a batch's rows before its chunks (they come out of the chunks' own forward pass)."""
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "bretagne.txt").write_text(OTHER, encoding="utf-8")
-    settings = settings_factory(index_dir=str(tmp_path / "index"))
+    settings = settings_factory(index_dir=str(tmp_path / "index"), sentence_vectors="pool")
 
     class Killed(BaseException):
         pass
@@ -191,6 +192,48 @@ def test_a_run_killed_after_writing_sentence_vectors_is_repaired(tmp_path, setti
     assert not r.failed and r.total > 0
     check_consistent(settings, embedder)
     assert not store.sentences.lookup([text_key("Le port de Brest accueille chaque été une grande fête maritime.")])
+
+
+def test_sentences_are_embedded_after_the_chunks_are_searchable(tmp_path, settings_factory, embedder, monkeypatch):
+    """``encode``: chunks, BM25 and lexicon are published first, then the sentences; a run killed in between leaves
+    a searchable index that answers (embedding at question time) and the next run embeds what is lacking."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "bretagne.txt").write_text(OTHER, encoding="utf-8")
+    settings = settings_factory(index_dir=str(tmp_path / "index"))
+    seen_at_sentences = {}
+
+    class Killed(BaseException):
+        pass
+
+    def boom(self, chunks, method, pooled, report):
+        seen_at_sentences["chunks"] = self.store.count()
+        seen_at_sentences["generation"] = self.store.generation()
+        raise Killed()
+
+    monkeypatch.setattr(Indexer, "_write_sentences", boom)
+    with pytest.raises(Killed):
+        Indexer(settings, embedder=embedder).run([docs], show_progress=False)
+    monkeypatch.undo()
+    # when the sentences started, the chunks and their BM25 snapshot were committed already
+    assert seen_at_sentences["chunks"] > 0 and seen_at_sentences["generation"] >= 1
+    store = ChunkStore(settings, embedder)
+    assert store.sentences.count() == 0
+    a = Assistant(settings, embedder=embedder)
+    ans = a.ask("Quelle commande donne l'horaire des marées ?")
+    assert not ans.abstained and "maree --port brest" in ans.answer
+    rec = Recorder(monkeypatch, embedder)
+    r = Indexer(settings, embedder=embedder).run([docs], show_progress=False)
+    assert r.unchanged == 1 and r.embedded == 0 and r.sentences > 0  # nothing re-chunked, only the lacking rows
+    assert any("soixante-cinq" in t for t in rec.texts)  # a sentence of the lacking rows, embedded by the repair
+    check_consistent(settings, embedder)
+    # a clean run: searchable before it ended, and a second run has nothing to do
+    r2 = Indexer(settings, embedder=embedder).run([docs], show_progress=False)
+    assert r2.sentences == 0 and r2.embedded == 0
+    fresh = settings_factory(index_dir=str(tmp_path / "index2"))
+    r3 = Indexer(fresh, embedder=embedder).run([docs], show_progress=False)
+    assert r3.sentences > 0 and 0 < r3.searchable_seconds < r3.seconds
+    assert r3.to_json()["searchable_seconds"] <= r3.to_json()["seconds"]
 
 
 def test_pooled_sentence_vectors(tmp_path, settings_factory, embedder):
