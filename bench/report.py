@@ -474,7 +474,7 @@ def write_report(res: dict, smoke: bool = False, out_dir: Path | None = None) ->
     parts += ["## Summary (repeated)", "", summary_table(res), ""]
     md = "\n".join(parts)
     (out_dir / "RESULTS.md").write_text(md)
-    if not smoke:
+    if not smoke and Path(out_dir).resolve() == BENCH_DIR.resolve():  # a run written elsewhere leaves the docs alone
         write_perf_doc(res, BENCH_DIR.parent / "docs" / "performance.md")
     return md
 
