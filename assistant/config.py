@@ -121,6 +121,7 @@ class Settings:
     candidates: int = _setting(20, "Passages each of the dense and BM25 searches returns before fusion (at least 4 × `k`).", minimum=1)
     stem: bool = _setting(True, "Light stemming of BM25 tokens (off: accents folded and stop words removed only). Changes the BM25 index: it is rebuilt by the next `assistant index`.")
     reader: str = _setting("rules", "Extractive answerer: `rules` (the rule-based answerer) or `fitted` (the fitted, calibrated reader of docs/reader.md; the rules where it has no weights for the embedding model).", choices=("rules", "fitted"))
+    reader_type_veto: str = _setting("off", "Fitted reader: when the question asks for an amount, count or date and the best sentence holds none: `off` (answer anyway), `abstain`, or `repick` (the best sentence that holds one).", choices=("off", "abstain", "repick"))
     onnx_unpadded: bool = _setting(False, "ONNX engines run one text length per batch (no padding: vectors identical to each text encoded alone, to the last bit) instead of small length-sorted padded batches (the default: faster, vectors within cosine 0.9999998 of each text alone).")
 
     def __post_init__(self) -> None:

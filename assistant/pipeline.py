@@ -91,7 +91,8 @@ class Assistant:
 
             if weights_for(self.embedder) is not None:
                 self.extractive = Reader(self.embedder, cache=self.cache, lexicon=self.lexicon,
-                                         vocabulary=self.lexical.vocabulary, rules=self.rules)
+                                         vocabulary=self.lexical.vocabulary, rules=self.rules,
+                                         type_veto=self.settings.reader_type_veto)
         if answerer is not None:  # the LLM answerer falls back to it too
             self.extractive = answerer
         self._llm = None

@@ -49,8 +49,22 @@ _NAME_RE = re.compile(r"\b[A-ZÀ-ÖØ-Þ][\w'’-]+(?:\s+(?:(?:bin|ben|ibn|al|el
 _PLACE_RE = re.compile(r"\b(?:à|a|au|aux|en|in|at|from|de|near|pres de|dans)\s+(?:l['’]\s*|la\s+|le\s+|the\s+)?[A-ZÀ-ÖØ-Þ][\w'’-]+")
 
 
+# "when should I …", "quand faut-il …": a condition or a moment in a procedure, not a date
+_WHEN_MODAL = re.compile(r"\bwhen (?:should|must|can|could|do|does|may|shall|would|will|is it|are you) |"
+                         r"\bquand (?:dois|doit|doivent|faut|peut|peux|puis|pouvons|devons|devez|pouvez)")
+# "how much RAM / disk space …": a quantity of a resource (a technical value), not money
+_HOW_MUCH_RESOURCE = re.compile(r"\bhow much (?:ram|memory|disk|space|storage|swap|bandwidth|data|cpu|free space)\b|"
+                                r"\bcombien (?:de |d')(?:ram|memoire|espace|disque|stockage|swap|bande passante)\b")
+# an interrogative "qui"/"who" opens the question or a clause after ":" ("TAJ : qui peut le consulter ?"), maybe after a
+# preposition; elsewhere it is relative ("les personnes qui travaillent …", "people who work …")
+_WHO = re.compile(r"(?:^|[:;,?!(]) *(?:(?:a|avec|de|par|pour|chez|aupres de|to|by|with|from|for) )?"
+                  r"(?:qui|who|whom|whose)\b")
+
+
 def question_type(question: str) -> str | None:
     q = " " + fold_accents(question).lower().replace("’", "'") + " "
+    if _HOW_MUCH_RESOURCE.search(q):
+        return TECH
     if re.search(r"\bhow many\b", q):
         if re.search(r"\bhow many (?:dollars|euros|dirhams|pounds)\b", q):
             return AMOUNT
@@ -67,15 +81,17 @@ def question_type(question: str) -> str | None:
     # "When X, which command …": the which-clause is the question, the when-clause a condition
     if re.search(r"\b(?:which|what|quel|quelle|quels|quelles)s? (?:[\w-]+ ){0,2}" + _TECH_NOUNS + r"\b", q):
         return TECH
-    if re.search(r"\bwhen\b|\bquand\b|\b(?:what|which) (?:year|date|day|month)\b|\b(?:quelle|en quelle) (?:annee|date)\b|"
-                 r"\bquel jour\b|\ba quelle date\b", q):
+    if re.search(r"\b(?:what|which) (?:year|date|day|month)\b|\b(?:quelle|en quelle) (?:annee|date)\b|"
+                 r"\bquel jour\b|\ba quelle date\b", q) or (re.search(r"\bwhen\b|\bquand\b", q) and not _WHEN_MODAL.search(q)):
         return DATE
-    if re.search(r"\bwhere\b|(?:^|\s)ou\s|\b(?:which|what) (?:city|country|place|town|venue)\b|"
-                 r"\b(?:dans |en )?(?:quelle|quel) (?:ville|pays|lieu|endroit)\b", q):
+    # "où" is a place, "ou" is "or": the accent decides (an unaccented "ou" only opens a question: "ou se trouve …")
+    if re.search(r"\bwhere\b|\b(?:which|what) (?:city|country|place|town|venue)\b|"
+                 r"\b(?:dans |en )?(?:quelle|quel) (?:ville|pays|lieu|endroit)\b|^ ou ", q) or \
+            re.search(r"(?<!\w)où(?!\w)", question.lower()):
         return PLACE
     if re.search(r"\b(?:which|what) (?:edition|rank|place|position)\b|\b(?:quelle|quel) (?:edition|rang|place)\b", q):
         return ORDINAL
-    if re.search(r"\b(?:who|whom|whose)\b|(?:^|\s)(?:qui|avec qui|a qui|de qui|par qui)\s", q) and not re.search(r"\bqu'est-ce qui\b", q):
+    if _WHO.search(q.strip()) and not re.search(r"\bqu'est-ce qui\b", q):
         return PERSON
     if re.search(r"\b(?:which|what|quel|quelle)s? (?:[a-z-]+ ){0,2}" + _ROLES + r"\b", q):
         return PERSON

@@ -90,6 +90,21 @@ def candidates(chunks: list[ScoredChunk], min_chars: int = MIN_CHARS) -> list[Ca
     return out
 
 
+def with_announced(c: Candidate) -> Quote:
+    """The candidate's quote, extended to the next sentence when it announces it ("… la commande suivante :" +
+    the command): the same join the rule-based answerer quotes, whose vectors are stored too (assistant.sentences)."""
+    from .answer import _introduces
+    from .sentences import JOIN_MAX
+
+    if _introduces(c.text):
+        for s, e in sentence_spans(c.chunk.text):
+            if s >= c.end:
+                if e - s <= JOIN_MAX:
+                    return Quote(c.chunk, c.start, e)
+                break
+    return c.quote
+
+
 def normalise_ws(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
@@ -460,15 +475,21 @@ def short_answer_text(span: str, sentence: str, q_lang: str, n: int = 1) -> str:
 
 
 # =========================================================================== the reader
+TYPE_VETOES = ("off", "abstain", "repick")
+
+
 class Reader:
     """Answer with the candidate sentence of highest calibrated probability, or abstain.
 
     Same interface as :class:`assistant.answer.ExtractiveAnswerer` (``run(retrieval) -> Answer``)."""
 
     def __init__(self, embedder, cache=None, lexicon=None, vocabulary=None, weights: Weights | None = None,
-                 threshold: float | None = None, rules=None):
+                 threshold: float | None = None, rules=None, type_veto: str = "off"):
         from .vector_cache import VectorCache
 
+        if type_veto not in TYPE_VETOES:
+            raise ValueError(f"reader_type_veto must be one of {', '.join(TYPE_VETOES)}, not {type_veto!r}")
+        self.type_veto = type_veto
         self.embedder = embedder
         self.cache = cache or VectorCache(embedder)
         self.lexicon = lexicon
@@ -551,16 +572,23 @@ class Reader:
         answer.no_answer = na
         if missing:
             return abstain("names not found in any passage: " + ", ".join(missing), best.p)
+        if self.type_veto != "off" and best.features.get("type_miss"):
+            # the question asks for an amount / count / date and the best sentence holds none
+            typed = [c for c in cands if c.features.get("type_asked") and not c.features.get("type_miss")]
+            if self.type_veto == "abstain" or not typed:
+                return abstain(f"the best sentence (p={best.p:.2f}) holds no answer of the kind asked", best.p)
+            best = max(typed, key=lambda c: c.p)
         threshold = self.threshold if self.threshold is not None else self.weights.threshold
         if best.p < threshold:
             return abstain(f"best sentence p={best.p:.2f} < threshold {threshold:.2f} (no-answer {na:.2f})", best.p)
-        cit = make_citation(1, best.quote)
+        quote = with_announced(best)
+        cit = make_citation(1, quote)
         span = short_span(retrieval.question, best.text)
         if span:
-            text, cits, _ = renumber(short_answer_text(span, best.text, lang), [cit])
+            text, cits, _ = renumber(short_answer_text(span, quote.text, lang), [cit])
             answer.short_answer = span
         else:
-            text, cits, _ = renumber(with_marker(best.text, 1), [cit])
+            text, cits, _ = renumber(with_marker(quote.text, 1), [cit])
         answer.answer, answer.citations, answer.abstained = text, cits, False
         answer.confidence = round(best.p, 4)
         answer.debug = f"p={best.p:.2f} no-answer={na:.2f}"

@@ -172,14 +172,22 @@ class BestCosine:
         return ans
 
 
+READER_VARIANTS: list[str] = []  # "key=value" options of extra Reader answerers (--reader-variant)
+
+
 def answerers(a) -> dict:
-    out = {"current": a.extractive, "baseline": BestCosine(a.cache)}
+    rules = a.rules  # the rule-based answerer whatever the `reader` setting (a.extractive may be the reader)
+    out = {"current": rules, "baseline": BestCosine(a.cache)}
     try:
         from assistant.reader import Reader, weights_for
 
         if weights_for(a.embedder) is not None:
             out["reader"] = Reader(a.embedder, cache=a.cache, lexicon=a.lexicon, vocabulary=a.lexical.vocabulary,
-                                   rules=a.extractive)
+                                   rules=rules, type_veto=a.settings.reader_type_veto)
+            for spec in READER_VARIANTS:
+                k, v = spec.split("=", 1)
+                out[f"reader:{spec}"] = Reader(a.embedder, cache=a.cache, lexicon=a.lexicon,
+                                               vocabulary=a.lexical.vocabulary, rules=rules, **{k: v})
     except ImportError:
         pass
     return out
@@ -361,7 +369,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="subsample a variant (default: service-public-heldout=700); VARIANT=0 for all")
     ap.add_argument("--answerers", nargs="+", default=None, help="subset of current, baseline, reader")
     ap.add_argument("--out", default=str(REPO / "bench" / "QUALITY"), help="report path without extension")
+    ap.add_argument("--reader-variant", action="append", default=[], metavar="KEY=VALUE",
+                    help="also score a Reader with this option (e.g. type_veto=abstain); repeatable")
     args = ap.parse_args(argv)
+    READER_VARIANTS[:] = args.reader_variant
     if not (SPLITS_OUT / "summary.json").is_file():
         log("no splits yet: run python -m bench.splits first")
         return 1
@@ -387,7 +398,22 @@ def main(argv: list[str] | None = None) -> int:
     out.with_suffix(".md").write_text("\n".join(md), encoding="utf-8")
     for split, r in results.items():
         print(markdown(r))
+        if READER_VARIANTS:
+            print(variants_table(r))
     return 0
+
+
+def variants_table(result: dict) -> str:
+    """Every answerer (reader variants included) on the split's aggregate and per kind."""
+    per = result["per"]
+    keys = [k for k in next(iter(per.values())) if k == "all" or k.startswith("kind:")]
+    lines = [f"### {result['split']}: all answerers", "", "| answerer | " + " | ".join(
+        f"{k} acc / wrong-abst / abst" for k in keys) + " |", "|---|" + "---|" * len(keys)]
+    for name, groups_ in per.items():
+        cells = [" / ".join(_f(groups_[k].get(m)) for m in ("answer_accuracy", "false_abstention_rate",
+                                                            "abstention_accuracy")) for k in keys]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,35 @@
+"""What a question asks (assistant/questions.py): the question-type regexes on the cases issue 11 found mistyped."""
+from __future__ import annotations
+
+import pytest
+
+from assistant.questions import AMOUNT, DATE, PERSON, PLACE, TECH, question_type
+
+
+@pytest.mark.parametrize("question, kind", [
+    # "où" is a place, "ou" is "or"
+    ("Où se trouve le phare d'Eckmühl ?", PLACE),
+    ("ou se trouve le phare ?", PLACE),  # unaccented, opening the question
+    ("Quelles informations un centre social ou socioculturel peut-il me demander ?", None),
+    ("Dans quelle ville se trouve le siège ?", PLACE),
+    # "how much RAM": a technical value, not money
+    ("How much RAM does the installer need?", TECH),
+    ("Combien d'espace disque faut-il pour installer Debian ?", TECH),
+    ("How much did Morocco allocate to startups?", AMOUNT),
+    # "when should I …": a condition, not a date
+    ("When should I renew my passport?", None),
+    ("Quand faut-il déclarer ses revenus ?", None),
+    ("When was the lighthouse first lit?", DATE),
+    ("Quand le phare a-t-il été allumé pour la première fois ?", DATE),
+    # relative "qui"/"who" is not a person question; interrogative ones are
+    ("Les personnes qui travaillent à domicile peuvent-elles déduire leurs frais ?", None),
+    ("Can people who work from home deduct their costs?", None),
+    ("Qui est l'ambassadeur du Maroc au Qatar ?", PERSON),
+    ("TAJ : qui peut le consulter ?", PERSON),
+    ("À qui s'adresser en cas de litige ?", PERSON),
+    ("Par qui la carte est-elle délivrée ?", PERSON),
+    ("Who founded Debian?", PERSON),
+    ("Which Qatari minister did Seghrouchni meet?", PERSON),
+])
+def test_question_type(question, kind):
+    assert question_type(question) == kind
