@@ -87,6 +87,7 @@ class Settings:
     answerer: str = _setting("extractive", "`extractive` (no LLM, grounded sentence extraction) or `llm` (the configured LLM backend).")
     max_question_chars: int = _setting(2000, "Longest question accepted; longer ones get a clear error.")
     abstain_threshold: float = _setting(0.4, "Minimum evidence score of the best sentence below which the assistant says the answer is not in the documents.")
+    abstain_threshold_xling: float = _setting(0.2, "The same minimum when the question and the passage are in different languages (an English question over French documents): term coverage counts only the lexicon's translations there. Chosen on TRAIN and DEV (docs/reader.md).")
     max_answer_sentences: int = _setting(2, "Most sentences quoted in an extractive answer (1 to 3).")
     # --- LLM backends ----------------------------------------------------------
     llm: str = _setting("", _backends_help)

@@ -90,6 +90,9 @@ class IndexReport:
         lines = [f"Indexed in {self.seconds:.1f}s: {self.added} added, {self.updated} updated, {self.removed} removed, "
                  f"{self.unchanged} unchanged, {len(self.failed)} failed.",
                  f"Chunks: {self.embedded} embedded, {self.reused} reused, {self.total} in the index."]
+        if self.sentences and self.searchable_seconds:
+            lines.append(f"Searchable after {self.searchable_seconds:.1f}s; then {self.sentences} sentence vectors "
+                         "embedded for faster answers.")
         if self.rebuilt:
             lines.append(f"Rebuilt from scratch: {self.rebuilt}.")
         if self.repaired:

@@ -84,7 +84,8 @@ class Assistant:
         self.extractive = ExtractiveAnswerer(self.embedder, threshold=self.settings.abstain_threshold,
                                              max_sentences=self.settings.max_answer_sentences, cache=self.cache,
                                              lexicon=self.lexicon, vocabulary=self.lexical.vocabulary,
-                                             tokens=self.lexical.tokens)
+                                             tokens=self.lexical.tokens,
+                                             threshold_xling=self.settings.abstain_threshold_xling)
         self.rules = self.extractive
         if self.settings.reader == "fitted":  # the fitted reader (assistant.reader, docs/reader.md), when it has weights
             from .reader import Reader, weights_for

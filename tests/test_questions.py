@@ -33,3 +33,21 @@ from assistant.questions import AMOUNT, DATE, PERSON, PLACE, TECH, question_type
 ])
 def test_question_type(question, kind):
     assert question_type(question) == kind
+
+
+def test_cross_lingual_sentences_need_less_term_coverage():
+    """The rules' evidence threshold: `abstain_threshold_xling` when the passage's language is not the question's."""
+    from types import SimpleNamespace
+
+    from assistant.answer import ExtractiveAnswerer
+
+    def cand(cid, text):
+        return SimpleNamespace(quote=SimpleNamespace(chunk=SimpleNamespace(chunk_id=cid, text=text)))
+
+    fr = cand("a", "Le Maroc a mobilisé une enveloppe d'environ 1,3 milliard de dirhams pour les startups.")
+    en = cand("b", "Morocco has allocated about 1.3 billion dirhams to its startups, the minister said.")
+    rules = ExtractiveAnswerer(embedder=None, threshold=0.4, threshold_xling=0.2)
+    assert rules._threshold_for(fr, "en") == 0.2 and rules._threshold_for(en, "en") == 0.4
+    assert rules._threshold_for(fr, "fr") == 0.4 and rules._threshold_for(en, "fr") == 0.2
+    same = ExtractiveAnswerer(embedder=None, threshold=0.4)  # no cross-lingual threshold: one for every pair
+    assert same._threshold_for(fr, "en") == 0.4
