@@ -33,7 +33,7 @@ from .retrieval import Retrieval
 from .schema import Answer, ScoredChunk
 from .text import STOP, detect_language, fold_accents, lexical_tokens, sentence_spans, stem, words_of
 # what a question asks lives in assistant.questions, the vector cache in assistant.vector_cache (re-exported here)
-from .questions import _ATTRIBUTES, _NUMWORD, AMOUNT, COUNT, DATE, Term, has_type, key_terms, question_type
+from .questions import _ATTRIBUTES, _NUMWORD, AMOUNT, COUNT, DATE, MEASURE, Term, has_type, key_terms, question_type
 from .vector_cache import VectorCache  # noqa: F401
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ class ExtractiveAnswerer:
         answer.answer = text
         answer.abstained = False
         answer.citations = citations
-        if kind in (AMOUNT, COUNT, DATE):  # the few words that answer, for the page to show first ("1994")
+        if kind in (AMOUNT, COUNT, DATE, MEASURE):  # the few words that answer, for the page to show first ("1994")
             answer.short_answer = _short_answer(question, chosen[0].quote.text)
         answer.timings_ms["answer"] = (time.perf_counter() - t0) * 1000
         answer.note = ""

@@ -12,6 +12,7 @@ from .text import STOP, detect_language, fold_accents, stem, words_of, zipf
 
 # --------------------------------------------------------------------------- answer types
 AMOUNT, COUNT, PERSON, DATE, PLACE, ORDINAL, TECH = "amount", "count", "person", "date", "place", "ordinal", "technical"
+MEASURE = "measure"  # a size, weight, duration or age with its unit ("soixante-cinq mètres", "3 h 20")
 
 _TECH_NOUNS = (r"(?:commands?|files?|directory|directories|folders?|paths?|packages?|tools?|programs?|utilit(?:y|ies)|"
                r"options?|flags?|settings?|variables?|modules?|daemons?|services?|rfcs?|protocols?|ports?|address(?:es)?|"
@@ -23,22 +24,34 @@ _TECH_NOUNS = (r"(?:commands?|files?|directory|directories|folders?|paths?|packa
 _MAGNITUDE = r"(?:milliards?|millions?|billions?|trillions?|mille|thousand|k|m|md|mds|mrd)"
 _MONEY = (r"(?:k€|m€|md€|dirhams?|dhs?|mad|euros?|€|\$|us\$|dollars?|usd|eur|francs?|fcfa|livres? sterling|pounds?|£|"
           r"yens?|yuans?|roupies?|rupees?|riyals?|dinars?|centimes?|cents?)")
-_NUMWORD = (r"(?:un|une|deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|vingt|trente|quarante|cinquante|cent|"
-            r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|dozens?|"
-            r"dizaines?|centaines?)")
+_NUMWORD = (r"(?:un|une|deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|treize|quatorze|quinze|seize|vingts?|"
+            r"trente|quarante|cinquante|soixante|septante|huitante|octante|nonante|cents?|mille|"
+            r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|"
+            r"seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand|dozens?|"
+            r"dizaines?|centaines?|milliers?)")
 _NUM = r"(?:\d+(?:[.,\u202f\u00a0 ]\d+)*|" + _NUMWORD + r")"
 _MONTHS = (r"(?:janvier|fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre|decembre|january|february|march|"
            r"april|may|june|july|august|september|october|november|december|jan|feb|apr|jun|jul|aug|sep|sept|oct|nov|dec)")
+_UNIT = (r"(?:m|metres?|meters?|km|kilometres?|kilometers?|cm|mm|centimetres?|millimetres?|km2|km²|m2|m²|ha|hectares?|"
+         r"kg|kilos?|kilogrammes?|kilograms?|g|grammes?|grams?|t|tonnes?|tons?|l|litres?|liters?|ml|"
+         r"h|heures?|hours?|min|minutes?|s|secondes?|seconds?|jours?|days?|semaines?|weeks?|mois|months?|ans?|annees?|"
+         r"years?|siecles?|centuries|century|degres?|degrees?|°c?|pieds?|feet|foot|ft|miles?|pouces?|inches|inch|"
+         r"habitants?|inhabitants?|km/h|mph|go|gb|mo|mb|ko|kb|to|tb|ghz|mhz|w|kw|mw|watts?)")
 _DETECT = {
     AMOUNT: re.compile(r"(?:" + _NUM + r"\s*(?:" + _MAGNITUDE + r"\s*)?(?:de\s+|d')?" + _MONEY + r"(?!\w)|[$€£]\s*\d|\d\s*%|"
                        r"\bpour\s*cent\b|\bpercent\b)", re.I),
-    DATE: re.compile(r"\b(?:\d{1,2}(?:er)?\s+" + _MONTHS + r"\b|" + _MONTHS + r"\s+\d{1,2}\b|" + _MONTHS + r"\s+(?:19|20)\d{2}\b|"
-                     r"(?:19|20)\d{2}\b|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|(?:lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|"
+    # years from 1000 ("en 1897", "1515"), centuries ("XIXe siècle", "19th century"), years BC ("52 av. J.-C.")
+    DATE: re.compile(r"\b(?:\d{1,2}(?:er)?\s+" + _MONTHS + r"\b|" + _MONTHS + r"\s+\d{1,2}\b|" + _MONTHS + r"\s+(?:1\d|20)\d{2}\b|"
+                     r"(?<![\d.,])(?:1\d|20)\d{2}\b(?![.,]\d)(?!\s*(?:" + _MONEY + r"|" + _UNIT + r")(?![\w/]))|\b[ivxl]+(?:e|eme|er)\s+siecle|\d{1,2}(?:e|eme|st|nd|rd|th)\s+(?:siecle|century)|"
+                     r"\d+\s+(?:av\.?|avant)\s*j\.?-?c|\d+\s*(?:bc|bce|ad)\b|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|(?:lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|"
                      r"monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b)", re.I),
+    # digits may touch their unit ("65m", "3h"), number words may not ("dizaines" is no "dizaine" + "s")
+    MEASURE: re.compile(r"(?<![\w.,])(?:\d+(?:[.,\u202f\u00a0 ]\d+)*\s*|" + _NUMWORD + r"(?:-(?:et-)?" + _NUMWORD + r")*\s+)"
+                        r"(?:" + _MAGNITUDE + r"\s+)?(?:de\s+|d')?" + _UNIT + r"(?![\w/])", re.I),
     ORDINAL: re.compile(r"\b(?:\d+\s?(?:e|eme|ème|er|ere|ère|st|nd|rd|th)\b|premier|premiere|deuxieme|second|seconde|troisieme|"
                         r"quatrieme|cinquieme|sixieme|dixieme|first|second|third|fourth|fifth|sixth|tenth)\b", re.I),
 }
-_COUNT_RE = re.compile(r"(?<![\w.,])(" + _NUM + r")\s+(?!" + _MONEY + r"\b)(?!%)([^\W\d_][\w'-]*)", re.I)
+_COUNT_RE = re.compile(r"(?<![\w.,-])(" + _NUM + r"(?:-(?:et-)?" + _NUMWORD + r")*)\s+(?!" + _MONEY + r"\b)(?!%)([^\W\d_][\w'-]*)", re.I)
 _ROLES = (r"(?:ministre|minister|directeur|directrice|director|secretaire|secretary|ambassadeur|ambassadrice|ambassador|"
           r"president|presidente|pdg|ceo|roi|reine|king|queen|chef|head|fondateur|fondatrice|founder|professeur|professor|"
           r"maire|mayor|gouverneur|governor|depute|senateur|senator|chancelier|chancellor|premier ministre|prime minister|"
@@ -69,6 +82,13 @@ def question_type(question: str) -> str | None:
         if re.search(r"\bhow many (?:dollars|euros|dirhams|pounds)\b", q):
             return AMOUNT
         return COUNT
+    if re.search(r"\bcombien (?:mesure|mesurent|pese|pesent|dure|durent|de temps|d'annees|de kilometres|de metres|"
+                 r"de kilos|d'habitants|de jours|d'heures|de minutes)\b|\bhow (?:tall|long|high|heavy|big|far|deep|wide|old|large)\b|"
+                 r"\bquelle (?:est la )?(?:hauteur|taille|longueur|largeur|profondeur|superficie|surface|duree|distance|altitude|"
+                 r"population|masse|poids|vitesse)\b|\bquel (?:est le )?(?:poids|age|diametre)\b|"
+                 r"\bwhat (?:is|was) the (?:height|length|width|depth|area|size|duration|distance|altitude|population|weight|speed|"
+                 r"diameter|age)\b", q):
+        return MEASURE
     if re.search(r"\bcombien\b", q):
         if re.search(r"\bcombien (?:de |d')(?:argent|euros|dollars|dirhams|fonds)\b|\bcombien (?:coute|vaut|valent|coutent)\b", q):
             return AMOUNT

@@ -432,12 +432,13 @@ def weights_for(embedder) -> Weights | None:
 # =========================================================================== short answer
 def short_span(question: str, sentence: str) -> str | None:
     """The span the question asks for, as written in the sentence: an amount ("1,3 milliard de dirhams"), a count
-    ("12 startups") or a date ("15 mars 2024"); None for other questions or when the sentence has none."""
+    ("12 startups"), a date ("15 mars 2024") or a measure ("soixante-cinq mètres"); None for other questions or when
+    the sentence has none."""
     from .answer import _counted_noun
-    from .questions import AMOUNT, COUNT, DATE, _DETECT, counts_in, counts_noun, question_type
+    from .questions import AMOUNT, COUNT, DATE, MEASURE, _DETECT, counts_in, counts_noun, question_type
 
     kind = question_type(question)
-    if kind not in (AMOUNT, COUNT, DATE):
+    if kind not in (AMOUNT, COUNT, DATE, MEASURE):
         return None
     folded = fold_accents(sentence)
     if len(folded) != len(sentence):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.questions import AMOUNT, DATE, PERSON, PLACE, TECH, question_type
+from assistant.questions import AMOUNT, COUNT, DATE, MEASURE, PERSON, PLACE, TECH, question_type
 
 
 @pytest.mark.parametrize("question, kind", [
@@ -51,3 +51,31 @@ def test_cross_lingual_sentences_need_less_term_coverage():
     assert rules._threshold_for(fr, "fr") == 0.4 and rules._threshold_for(en, "fr") == 0.2
     same = ExtractiveAnswerer(embedder=None, threshold=0.4)  # no cross-lingual threshold: one for every pair
     assert same._threshold_for(fr, "en") == 0.4
+
+
+@pytest.mark.parametrize("question, sentence, kind, found, span", [
+    # dates before 1900, centuries, years BC; a four-digit price is no date
+    ("Quand le phare a-t-il été allumé ?", "Il a été allumé pour la première fois en 1897.", DATE, True, "1897"),
+    ("When was Rome founded?", "Selon la tradition, Rome est fondée en 753 av. J.-C.", DATE, True, None),
+    ("Quand la cathédrale a-t-elle été construite ?", "Elle a été construite au XIIIe siècle.", DATE, True, None),
+    ("Quand le phare a-t-il été allumé ?", "Le phare se visite pour 1500 euros.", DATE, False, None),
+    # sizes, durations, populations: a measure with its unit, number words included
+    ("Combien mesure le phare d'Eckmühl ?", "Le phare d'Eckmühl, à Penmarch, mesure soixante-cinq mètres.", MEASURE, True,
+     "soixante-cinq mètres"),
+    ("How tall is the Eckmühl lighthouse?", "It is sixty-five metres tall.", MEASURE, True, "sixty-five metres"),
+    ("Quelle est la population de Brest ?", "Brest compte 139 602 habitants.", MEASURE, True, "139 602 habitants"),
+    ("Combien de temps dure le trajet ?", "Le trajet dure environ trois heures.", MEASURE, True, "trois heures"),
+    ("Combien mesure le phare d'Eckmühl ?", "Le phare d'Eckmühl est situé à Penmarch.", MEASURE, False, None),
+    # compound number words count whole
+    ("Combien de startups le fonds a-t-il soutenues ?", "Le fonds a soutenu soixante-dix startups.", COUNT, True,
+     "soixante-dix startups"),
+])
+def test_typed_answers_in_sentences(question, sentence, kind, found, span):
+    from assistant.questions import has_type
+    from assistant.reader import short_span
+
+    assert question_type(question) == kind
+    counted = "startups" if kind == COUNT else None
+    assert has_type(sentence, kind, counted, known=set()) is found
+    if span:
+        assert short_span(question, sentence) == span
