@@ -71,7 +71,10 @@ _HOW_MUCH_RESOURCE = re.compile(r"\bhow much (?:ram|memory|disk|space|storage|sw
 # an interrogative "qui"/"who" opens the question or a clause after ":" ("TAJ : qui peut le consulter ?"), maybe after a
 # preposition; elsewhere it is relative ("les personnes qui travaillent …", "people who work …")
 _WHO = re.compile(r"(?:^|[:;,?!(]) *(?:(?:a|avec|de|par|pour|chez|aupres de|to|by|with|from|for) )?"
-                  r"(?:qui|who|whom|whose)\b")
+                  r"(?:qui|who|whom|whose)\b"
+                  # an indirect question ("savez-vous qui …", "do you know who …") or "c'est qui ?"
+                  r"|\b(?:sai[st]|savez|savoir|dis|dites|dire|know|tell me|wonder)(?:-(?:vous|tu|moi|nous))? (?:qui|who)\b"
+                  r"|\b(?:c'est|est) qui\b")
 
 
 def question_type(question: str) -> str | None:

@@ -30,6 +30,9 @@ from assistant.questions import AMOUNT, COUNT, DATE, MEASURE, PERSON, PLACE, TEC
     ("Par qui la carte est-elle délivrée ?", PERSON),
     ("Who founded Debian?", PERSON),
     ("Which Qatari minister did Seghrouchni meet?", PERSON),
+    ("Savez-vous qui a fondé Debian ?", PERSON),
+    ("Do you know who founded Debian?", PERSON),
+    ("Le président de la CNIL, c'est qui ?", PERSON),
 ])
 def test_question_type(question, kind):
     assert question_type(question) == kind
