@@ -35,6 +35,7 @@ from .text import STOP, detect_language, fold_accents, lexical_tokens, sentence_
 # what a question asks lives in assistant.questions, the vector cache in assistant.vector_cache (re-exported here)
 from .questions import _ATTRIBUTES, _NUMWORD, AMOUNT, COUNT, DATE, MEASURE, Term, has_type, key_terms, question_type
 from .vector_cache import VectorCache  # noqa: F401
+from .sentences import JOIN_MAX  # the join of an announcing sentence and its command, stored as one vector too
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,6 @@ class ExtractiveAnswerer:
         self.tokens = tokens or lexical_tokens  # text -> BM25 tokens, by the tokeniser of that vocabulary
         self.threshold = threshold
         self.threshold_xling = threshold_xling  # None: the same threshold for every language pair
-        self._passage_lang: dict[str, str] = {}
         self.max_sentences = max(1, min(3, max_sentences))
         self.cache = cache or VectorCache(embedder)
 
@@ -102,15 +102,9 @@ class ExtractiveAnswerer:
         """The evidence a sentence needs: less when the question and the passage are in different languages, where
         term coverage only counts the lexicon's translations and so under-reads the same evidence (fitted on
         TRAIN and DEV: docs/reader.md)."""
-        if self.threshold_xling is None:
+        if self.threshold_xling is None or detect_language(cand.quote.chunk.text) == lang:
             return self.threshold
-        chunk = cand.quote.chunk
-        plang = self._passage_lang.get(chunk.chunk_id)
-        if plang is None:
-            plang = self._passage_lang[chunk.chunk_id] = detect_language(chunk.text)
-            if len(self._passage_lang) > 100_000:
-                self._passage_lang.clear()
-        return self.threshold_xling if plang != lang else self.threshold
+        return self.threshold_xling
 
     # ------------------------------------------------------------------
     def run(self, retrieval: Retrieval) -> Answer:
@@ -202,7 +196,7 @@ class ExtractiveAnswerer:
             tainted = [(m.start(), m.end()) for m in re.finditer(r"(?:[^\n]|\n(?!\s*\n))+", ch.text)
                        if _INJECTION.search(fold_accents(m.group(0)))]
             for i, (s, e) in enumerate(spans):
-                if i + 1 < len(spans) and _introduces(ch.text[s:e]) and spans[i + 1][1] - spans[i + 1][0] <= 200:
+                if i + 1 < len(spans) and _introduces(ch.text[s:e]) and spans[i + 1][1] - spans[i + 1][0] <= JOIN_MAX:
                     e = spans[i + 1][1]  # "… with the following command:" + the command itself
                 text = ch.text[s:e]
                 key = (ch.source, base + s, text)

@@ -153,7 +153,6 @@ class Indexer:
         self._new_words: set[str] = set()
         self._stale: list[str] = []
         self._sentence_todo: list = []  # chunks whose sentence vectors are made once the index is searchable
-        self._t0 = 0.0
         self._errors = 0  # files a reader raised on, this run
         self._may_load = threading.Event()  # cleared while the model runs: the loader thread waits (see _process)
         self._may_load.set()
@@ -174,12 +173,12 @@ class Indexer:
         for p in paths:
             if not p.exists():
                 raise FileNotFoundError(f"no such file or folder: {p}")
-        t0 = self._t0 = time.perf_counter()
+        t0 = time.perf_counter()
         report = IndexReport()
         bars = _Bars(show_progress if show_progress is not None else sys.stderr.isatty(), progress)
         try:
             with background():  # questions asked meanwhile go first (see assistant.priority)
-                self._run(paths, rebuild, report, bars)
+                self._run(paths, rebuild, report, bars, t0)
         except (OSError, sqlite3.Error) as err:  # the manifest, BM25 or lexicon files could not be written (disk full…)
             raise self._stopped(self.store._error("indexing stopped", err)) from None
         except StoreError as err:
@@ -205,7 +204,7 @@ class Indexer:
             return StoreError(f"{err}. Free some space and index again: the documents indexed before are still searchable.")
         return err
 
-    def _run(self, paths: list[Path], rebuild: bool, report: IndexReport, bars: "_Bars") -> None:
+    def _run(self, paths: list[Path], rebuild: bool, report: IndexReport, bars: "_Bars", t0: float) -> None:
         with index_lock(self.settings.index_path):
             self._stale = []  # chunk ids replaced in this run, deleted once the new snapshot is live
             self._sentence_todo = []
@@ -252,7 +251,7 @@ class Indexer:
             if self._stale:  # no snapshot refers to them any more
                 self.store.delete(sorted(set(self._stale)))
                 self._stale = []
-            report.searchable_seconds = time.perf_counter() - self._t0
+            report.searchable_seconds = time.perf_counter() - t0
             self._finish_sentences(report, bars, live)
             self.store.call("cannot write sentence vectors", self.store.sentences.checkpoint)
             manifest.set_meta(state="clean", **self.settings_fingerprint(), target=self.store.target)
@@ -509,11 +508,12 @@ class Indexer:
                         bars.chunks(len(vecs))
             finally:
                 self._may_load.set()
+        kept = [c for c in chunks if c.id in present]
+        # kept chunks too: their rows are found in the store (nothing embedded) unless the index predates them
         if method == "pool" and chunks:
-            # kept chunks too: found in the store (nothing embedded) unless the index predates sentence vectors
-            self._write_sentences(missing + [c for c in chunks if c.id in present], method, pooled, report)
+            self._write_sentences(missing + kept, method, pooled, report)
         elif method == "encode" and chunks:  # embedded once the index is searchable (see _finish_sentences)
-            self._sentence_todo.extend(_Text(c.id, c.text) for c in missing + [c for c in chunks if c.id in present])
+            self._sentence_todo.extend(_Text(c.id, c.text) for c in missing + kept)
         PRIORITY.yield_to_questions()  # the writes and the tokenising below, too, give way to a question
         report.embedded += len(to_embed)
         report.reused += len(missing) - len(to_embed)
@@ -522,7 +522,6 @@ class Indexer:
         if missing:
             store.upsert([c.id for c in missing], [c.text for c in missing],
                          [c.metadata(file_hash[c.id]) for c in missing], np.stack([vectors[c.id] for c in missing]))
-        kept = [c for c in chunks if c.id in present]
         if kept:
             store.update_metadata([c.id for c in kept], [c.metadata(file_hash[c.id]) for c in kept])
         manifest.put_lex({c.id: lexical_tokens(c.embed_text) for c in missing})
@@ -571,7 +570,7 @@ class Indexer:
         # live only: a chunk queued by the repair may belong to a file version this run replaced
         todo = list({c.id: c for c in self._sentence_todo if c.id in live}.values())
         self._sentence_todo = []
-        if not todo or self._sentence_method() != "encode":
+        if not todo:  # only `encode` queues chunks (here and in _queue_lacking_sentences)
             return
         bars.stage("sentences", len(todo))
         done = 0

@@ -29,6 +29,7 @@ _NUMWORD = (r"(?:un|une|deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze
             r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|"
             r"seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand|dozens?|"
             r"dizaines?|centaines?|milliers?)")
+_NUMWORDS = _NUMWORD + r"(?:-(?:et-)?" + _NUMWORD + r")*"  # compound number words: "soixante-cinq", "vingt-et-un"
 _NUM = r"(?:\d+(?:[.,\u202f\u00a0 ]\d+)*|" + _NUMWORD + r")"
 _MONTHS = (r"(?:janvier|fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre|decembre|january|february|march|"
            r"april|may|june|july|august|september|october|november|december|jan|feb|apr|jun|jul|aug|sep|sept|oct|nov|dec)")
@@ -46,7 +47,7 @@ _DETECT = {
                      r"\d+\s+(?:av\.?|avant)\s*j\.?-?c|\d+\s*(?:bc|bce|ad)\b|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|(?:lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|"
                      r"monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b)", re.I),
     # digits may touch their unit ("65m", "3h"), number words may not ("dizaines" is no "dizaine" + "s")
-    MEASURE: re.compile(r"(?<![\w.,])(?:\d+(?:[.,\u202f\u00a0 ]\d+)*\s*|" + _NUMWORD + r"(?:-(?:et-)?" + _NUMWORD + r")*\s+)"
+    MEASURE: re.compile(r"(?<![\w.,])(?:\d+(?:[.,\u202f\u00a0 ]\d+)*\s*|" + _NUMWORDS + r"\s+)"
                         r"(?:" + _MAGNITUDE + r"\s+)?(?:de\s+|d')?" + _UNIT + r"(?![\w/])", re.I),
     ORDINAL: re.compile(r"\b(?:\d+\s?(?:e|eme|ème|er|ere|ère|st|nd|rd|th)\b|premier|premiere|deuxieme|second|seconde|troisieme|"
                         r"quatrieme|cinquieme|sixieme|dixieme|first|second|third|fourth|fifth|sixth|tenth)\b", re.I),

@@ -93,16 +93,10 @@ def candidates(chunks: list[ScoredChunk], min_chars: int = MIN_CHARS) -> list[Ca
 def with_announced(c: Candidate) -> Quote:
     """The candidate's quote, extended to the next sentence when it announces it ("… la commande suivante :" +
     the command): the same join the rule-based answerer quotes, whose vectors are stored too (assistant.sentences)."""
-    from .answer import _introduces
-    from .sentences import JOIN_MAX
+    from .sentences import sentence_spans_for_vectors
 
-    if _introduces(c.text):
-        for s, e in sentence_spans(c.chunk.text):
-            if s >= c.end:
-                if e - s <= JOIN_MAX:
-                    return Quote(c.chunk, c.start, e)
-                break
-    return c.quote
+    joined = [e for s, e in sentence_spans_for_vectors(c.chunk.text) if s == c.start and e > c.end]
+    return Quote(c.chunk, c.start, joined[0]) if joined else c.quote
 
 
 def normalise_ws(text: str) -> str:
