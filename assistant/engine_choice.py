@@ -34,6 +34,8 @@ CHOICE_VERSION = "2"  # 2: ONNX engines batch (padded, <= 1024 tokens)
 MIN_COSINE = 0.999  # vectors of an engine vs torch fp32, worst text of the sample
 MIN_BATCH_COSINE = 0.9999  # a text alone vs the same text inside the sample
 PROBE_LIMIT_S = 0.5  # a 3-token text; the healthy engines take 3-30 ms
+WARMUP_LIMIT_S = 5.0  # the two first sample passages (~60 tokens); the healthy engines take 20-300 ms
+SLOW_FACTOR = 5.0  # warm-up slower than this x fp32's measured time (below 0.2x): cannot win (see too_slow)
 REFERENCE = "torch-fp32"
 # preference order on a tie (within the measurement's noise, see choose()): simpler, more exact engines first
 CANDIDATES = ("onnx-fp32", "torch-fp32", "onnx-int8", "torch-bf16", "torch-int8")
@@ -200,7 +202,15 @@ def measure(folder: Path, threads: int, tokenizer, candidates: tuple[str, ...], 
                 results[name] = rec
                 eng.close()
                 continue
+            t0 = time.perf_counter()
             eng.pooled(ids[:2])  # warm-up (first-call allocations, kernel selection)
+            warm_s = time.perf_counter() - t0
+            slow = too_slow(warm_s, sum(len(x) for x in ids[:2]), results.get(REFERENCE, {}).get("tokens_per_s"))
+            if slow:  # the full sample would take minutes: not worth measuring (it could never win)
+                rec["error"] = f"pathological on this CPU: {slow}"
+                results[name] = rec
+                eng.close()
+                continue
             best, vecs = float("inf"), None
             for _ in range(rounds):  # best of rounds: a measurement only ever gets slower under contention
                 t0 = time.perf_counter()
@@ -236,6 +246,21 @@ def measure(folder: Path, threads: int, tokenizer, candidates: tuple[str, ...], 
         if name != winner or not keep:
             eng.close()
     return Choice(winner, results, {}), (engines[winner] if keep else None)
+
+
+def too_slow(warm_s: float, warm_tokens: int, ref_tokens_per_s: float | None) -> str | None:
+    """Why an engine is too slow to measure further, judged on its warm-up call (two sample passages), or None.
+
+    The 3-token probe alone let torch's int8 matmul through on an AMD EPYC without AMX (0.48 s, just under
+    :data:`PROBE_LIMIT_S`), and its measurement then took ~170 s of a first index. Its warm-up ran at under a
+    hundredth of fp32's speed: an engine whose warm-up - first-call allocations included, so generously - is
+    slower than :data:`SLOW_FACTOR` x the reference's measured time for the same tokens, or takes more than
+    :data:`WARMUP_LIMIT_S`, cannot win and is reported instead of measured."""
+    if warm_s > WARMUP_LIMIT_S:
+        return f"{warm_s:.1f} s for two sample passages"
+    if ref_tokens_per_s and warm_s > SLOW_FACTOR * warm_tokens / ref_tokens_per_s + PROBE_LIMIT_S:
+        return f"{warm_s:.1f} s for two sample passages ({warm_tokens / ref_tokens_per_s:.2f} s in fp32)"
+    return None
 
 
 def pick(valid: list[str], results: dict, tie: float = 0.05) -> str:

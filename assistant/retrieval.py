@@ -38,31 +38,38 @@ def lexicon_unavailable(lexicon, settings) -> str:
 
 
 # --------------------------------------------------------------------------- follow-ups
-_FOLLOWUP = re.compile(
-    r"\b(that|this|these|those|it|its|they|them|their|there|he|she|his|her|him|the same|above|"
-    r"ce|cet|cette|ces|ça|cela|celui|celle|ceux|celles|il|elle|ils|elles|leur|leurs|lui|y|en|là|dernier|dernière)\b",
-    re.IGNORECASE)
+FOLLOWUP_VERSION = "2"  # bump when the follow-up decision changes (bench.quality's cached retrievals depend on it)
 
 
 def is_followup(question: str) -> bool:
-    content = [t for t in lexical_tokens(question, stemming=False)]
-    return bool(_FOLLOWUP.search(question)) or len(content) <= 1
+    """The cue-only decision (:func:`assistant.followup.cue_rule`); the retriever also weighs retrieval evidence."""
+    from .followup import cue_rule
+
+    return cue_rule(question)
+
+
+def history_questions(history: list[dict] | None, turns: int = 2) -> list[str]:
+    """The last ``turns`` user questions of the history."""
+    users = [message_text(t.get("content"), " ") for t in (history or []) if t.get("role") == "user"]
+    return [u.strip() for u in users if u.strip()][-turns:]
+
+
+def condensed_form(question: str, history: list[dict] | None, turns: int = 2) -> str:
+    """The question with the recent user questions it may refer to appended (the question itself without any)."""
+    users = history_questions(history, turns)
+    return question.strip() + " (" + " ".join(users) + ")" if users else question
 
 
 def condense_question(question: str, history: list[dict] | None, turns: int = 2) -> str:
-    """Standalone form of a follow-up: the question plus the recent user turns it refers to.
+    """Standalone form of a follow-up by the cues alone: the question plus the recent user turns it refers to.
 
     Without an LLM, a follow-up ("What is that money for?") is expanded with the
     previous user questions, which carry the topic; self-contained questions are
-    left alone.
+    left alone. :meth:`HybridRetriever.resolve` adds the retrieval evidence (:mod:`assistant.followup`).
     """
     if not history or not is_followup(question):
         return question
-    users = [message_text(t.get("content"), " ") for t in history if t.get("role") == "user"]
-    users = [u for u in users if u.strip()][-turns:]
-    if not users:
-        return question
-    return question.strip() + " (" + " ".join(u.strip() for u in users) + ")"
+    return condensed_form(question, history, turns)
 
 
 # --------------------------------------------------------------------------- hybrid
@@ -75,6 +82,7 @@ class Retrieval:
     language: str = "en"
     context: str = ""  # for follow-ups: the recent turns the question refers to (user questions and last answer)
     translations: dict[str, dict[str, float]] | None = None  # question word -> corpus words (cross-lingual lexicon)
+    followup: float | None = None  # with a history: the fitted probability that the question needs it (followup.py)
 
 
 class HybridRetriever:
@@ -231,11 +239,39 @@ class HybridRetriever:
             return 1.0
         return coverage
 
+    def resolve(self, question: str, history: list[dict] | None) -> tuple[str, float | None]:
+        """The question to retrieve with: condensed with the history when it is a follow-up (see
+        :mod:`assistant.followup`), and the fitted probability that it is one (None: no history, or cues only)."""
+        from . import followup
+
+        users = history_questions(history, self.history_turns)
+        if not users:
+            return question, None
+        condensed = condensed_form(question, history, self.history_turns)
+        model = followup.load_model(getattr(self.embedder, "model_id", "") or "")
+        if model is None:
+            return (condensed if followup.cue_rule(question) else question), None
+        feats = self.followup_features(question, users[-1], condensed)
+        p = model.probability(feats)
+        return (condensed if p >= model.threshold else question), p
+
+    def followup_features(self, question: str, previous: str, condensed: str) -> dict[str, float]:
+        """:func:`assistant.followup.features` of a question after ``previous``: two more dense searches."""
+        from . import followup
+
+        q_vec = self.embed_question(question, [])[0]
+        prev_vec = self.embed_question(previous, [])[0]
+        c_vec = self.embed_question(condensed, [])[0]
+        n = 5
+        alone = [(d.chunk_id, d.score) for d in self.store.query(q_vec, n)]
+        cond = [(d.chunk_id, d.score) for d in self.store.query(c_vec, n)]
+        return followup.features(question, q_vec, prev_vec, alone, cond)
+
     def run(self, question: str, history: list[dict] | None = None, k: int | None = None) -> Retrieval:
         k = k or self.k
         t0 = time.perf_counter()
         self.refresh()
-        standalone = condense_question(question, history, self.history_turns)
+        standalone, p_followup = self.resolve(question, history)
         lang = detect_language(question)
         n_cand = max(4 * k, self.candidates)
         # the question's words, to translate into the corpus's words (both ways: EN->FR, FR->EN)
@@ -295,4 +331,4 @@ class HybridRetriever:
         elif has_lexicon and self.lexicon.problem is None:
             recovered("lexicon", self.store.settings.index_path)
         return Retrieval(question, standalone, out, timings, lang, context.strip(),
-                         translations if has_lexicon else None)
+                         translations if has_lexicon else None, p_followup)

@@ -121,7 +121,9 @@ def retrievals(a, variant: str, n_files: int, split: str, cases: list[dict]) -> 
     out = []
     fresh = 0
     for c in cases:
-        key = hashlib.sha256(json.dumps([c["question"], c.get("history") or []], ensure_ascii=False).encode()).hexdigest()
+        # a case with a history also depends on the follow-up decision (its code version and fitted weights)
+        hist = [c.get("history") or [], followup_tag(a)] if c.get("history") else [[]]
+        key = hashlib.sha256(json.dumps([c["question"], *hist], ensure_ascii=False).encode()).hexdigest()
         r = cached.get(key)
         if r is None:
             r = a.retrieve(c["question"], c.get("history") or None)
@@ -131,6 +133,15 @@ def retrievals(a, variant: str, n_files: int, split: str, cases: list[dict]) -> 
     if fresh:
         path.write_bytes(pickle.dumps(cached))
     return out
+
+
+def followup_tag(a) -> str:
+    """What a follow-up's retrieval depends on besides the index: the decision's version and its weights file."""
+    from assistant.followup import weights_path
+    from assistant.retrieval import FOLLOWUP_VERSION
+
+    p = weights_path(getattr(a.embedder, "model_id", "") or "")
+    return FOLLOWUP_VERSION + ":" + (hashlib.sha256(p.read_bytes()).hexdigest()[:12] if p.is_file() else "cues")
 
 
 def top(retrieval, k: int):

@@ -179,14 +179,20 @@ def test_onnx_session_uses_its_cached_optimised_graph_and_survives_a_damaged_one
     from assistant.packaged_models import e5_small_folder
 
     src = e5_small_folder()
-    onnx_model(src, quantized=True)  # exported once (shared with the other tests), then copied without its cache
+    from assistant.engines import u8s8_exact
+
+    # exported once (shared with the other tests; the u8 x u8 form where this CPU's u8 x s8 kernels saturate), then
+    # copied without its cache
+    onnx_model(src, quantized=True, unsigned=not u8s8_exact(2))
     folder = tmp_path / "e5"
     shutil.copytree(src, folder, ignore=shutil.ignore_patterns("*.opt-*", "*.lock", "model.onnx", "model.safetensors"))
     (folder / "model.safetensors").symlink_to(src / "model.safetensors")
     ids = [[0, 100, 200, 300, 2], [0, 5, 6, 7, 8, 9, 10, 2]]
     first = make_engine("onnx-int8", folder, 2, 8192)
     first.load()
-    cached = list((folder / "onnx-v1").glob("model-int8-rows.opt-*.onnx"))
+    from assistant.engines import ONNX_VERSION
+
+    cached = list((folder / f"onnx-v{ONNX_VERSION}").glob("model-int8-rows*.opt-*.onnx"))
     assert len(cached) == 1
     again = make_engine("onnx-int8", folder, 2, 8192)
     again.load()
@@ -195,3 +201,30 @@ def test_onnx_session_uses_its_cached_optimised_graph_and_survives_a_damaged_one
     damaged = make_engine("onnx-int8", folder, 2, 8192)
     damaged.load()
     assert np.allclose(first.pooled(ids), damaged.pooled(ids), atol=1e-6)
+
+
+def test_int8_graph_with_unsigned_weights_is_exact_on_every_cpu():
+    """The u8 x u8 form of the int8 graph (what onnx-int8 runs where the u8 x s8 kernels saturate) gives the fp32
+    vectors on any CPU, and the probe that decides between the two forms answers a plain bool."""
+    pytest.importorskip("onnxruntime")
+    from transformers import AutoTokenizer
+
+    from assistant.engines import OnnxInt8, make_engine, u8s8_exact
+    from assistant.packaged_models import e5_small_folder
+
+    assert isinstance(u8s8_exact(2), bool)
+    folder = e5_small_folder()
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    ids = tok(["passage: " + t for t in TEXTS], truncation=True, max_length=512)["input_ids"]
+    fp32 = make_engine("torch-fp32", folder, 2)
+    fp32.load()
+    engine = OnnxInt8(folder, 2)
+    engine.unsigned = True
+    OnnxEngineLoad = super(OnnxInt8, engine).load  # the graph load without the probe's choice
+    OnnxEngineLoad()
+
+    def unit(v):
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    a, b = unit(fp32.pooled(ids)), unit(engine.pooled(ids))
+    assert np.min(np.sum(a * b, axis=1)) > 0.999
