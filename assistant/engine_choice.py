@@ -211,6 +211,20 @@ def measure(folder: Path, threads: int, tokenizer, candidates: tuple[str, ...], 
                 results[name] = rec
                 eng.close()
                 continue
+            # a pilot on a third of the sample: an engine already below 1/SLOW_FACTOR of fp32's speed cannot win,
+            # and measuring it fully costs most of a calibration (torch-bf16 on an AVX2-only CPU: 36 s of ~90)
+            pilot = ids[: max(2, len(ids) // 3)]
+            t0 = time.perf_counter()
+            eng.pooled(pilot)
+            pilot_s = time.perf_counter() - t0
+            ref_rate = results.get(REFERENCE, {}).get("tokens_per_s")
+            pilot_rate = sum(len(x) for x in pilot) / max(pilot_s, 1e-9)
+            if ref_rate and pilot_rate * SLOW_FACTOR < ref_rate:
+                rec.update(tokens_per_s=round(pilot_rate, 1),
+                           error=f"too slow on this CPU: {pilot_rate:.0f} tokens/s against {ref_rate:.0f} in fp32")
+                results[name] = rec
+                eng.close()
+                continue
             best, vecs = float("inf"), None
             for _ in range(rounds):  # best of rounds: a measurement only ever gets slower under contention
                 t0 = time.perf_counter()

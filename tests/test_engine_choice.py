@@ -84,6 +84,27 @@ def test_pathological_and_batch_dependent_engines_are_rejected(stubs, tmp_path):
     assert "depend on the batch" in choice.results["batchy"]["error"]
 
 
+def test_engines_too_slow_to_win_are_not_measured_fully(stubs, tmp_path):
+    """An engine that passes the 3-token probe but runs below 1/SLOW_FACTOR of fp32 (torch-bf16 on an AVX2-only
+    CPU, 0.18x) stops after its pilot; one whose warm-up alone takes seconds stops there (torch-int8 there)."""
+    stubs(torch_fp32=_stub("torch-fp32", 0.001), crawl=_stub("crawl", 0.001 * engine_choice.SLOW_FACTOR * 2),
+          fine=_stub("fine", 0.0015))
+    t0 = time.perf_counter()
+    choice, _ = engine_choice.choose(tmp_path, 2, _Tok(), ("crawl", "fine", "torch-fp32"))
+    assert choice.engine == "torch-fp32"  # fine is slower than fp32 here, but valid and measured
+    assert "too slow on this CPU" in choice.results["crawl"]["error"]
+    assert "seconds" not in choice.results["crawl"] and "seconds" in choice.results["fine"]
+    # crawl's full measurement (warm-up + 3 x 24 texts at 20 ms) would alone take > 1.4 s
+    assert time.perf_counter() - t0 < 1.4
+
+
+def test_too_slow_judges_the_warm_up_against_fp32():
+    assert engine_choice.too_slow(6.0, 100, None)  # over WARMUP_LIMIT_S whatever the reference
+    assert engine_choice.too_slow(0.3, 100, None) is None  # no reference yet: only the absolute limit
+    # 100 tokens at fp32's 1000 tokens/s = 0.1 s; x SLOW_FACTOR + the probe limit's margin = 1.0 s
+    assert engine_choice.too_slow(1.1, 100, 1000.0) and engine_choice.too_slow(0.9, 100, 1000.0) is None
+
+
 def test_pick_prefers_the_earlier_candidate_within_the_tie_margin():
     results = {"a": {"chunks_per_s": 96.0}, "b": {"chunks_per_s": 100.0}, "c": {"chunks_per_s": 50.0}}
     assert engine_choice.pick(["a", "b", "c"], results) == "a"  # 96 >= 0.95 x 100
