@@ -202,10 +202,11 @@ def measure(folder: Path, threads: int, tokenizer, candidates: tuple[str, ...], 
                 results[name] = rec
                 eng.close()
                 continue
+            ref_rate = results.get(REFERENCE, {}).get("tokens_per_s")  # None while the reference itself is measured
             t0 = time.perf_counter()
             eng.pooled(ids[:2])  # warm-up (first-call allocations, kernel selection)
             warm_s = time.perf_counter() - t0
-            slow = too_slow(warm_s, sum(len(x) for x in ids[:2]), results.get(REFERENCE, {}).get("tokens_per_s"))
+            slow = too_slow(warm_s, sum(len(x) for x in ids[:2]), ref_rate)
             if slow:  # the full sample would take minutes: not worth measuring (it could never win)
                 rec["error"] = f"pathological on this CPU: {slow}"
                 results[name] = rec
@@ -217,7 +218,6 @@ def measure(folder: Path, threads: int, tokenizer, candidates: tuple[str, ...], 
             t0 = time.perf_counter()
             eng.pooled(pilot)
             pilot_s = time.perf_counter() - t0
-            ref_rate = results.get(REFERENCE, {}).get("tokens_per_s")
             pilot_rate = sum(len(x) for x in pilot) / max(pilot_s, 1e-9)
             if ref_rate and pilot_rate * SLOW_FACTOR < ref_rate:
                 rec.update(tokens_per_s=round(pilot_rate, 1),

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import followup
 from .health import degraded, recovered
 from .lexical import LexicalIndex  # noqa: F401 - re-exported (indexer, library, tests)
 from .schema import ScoredChunk
 from .store import ChunkStore
-from .text import STOP, detect_language, error_line, lexical_tokens, message_text, words_of
+from .text import STOP, detect_language, error_line, message_text, words_of
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,9 @@ FOLLOWUP_VERSION = "2"  # bump when the follow-up decision changes (bench.qualit
 
 
 def is_followup(question: str) -> bool:
-    """The cue-only decision (:func:`assistant.followup.cue_rule`); the retriever also weighs retrieval evidence."""
-    from .followup import cue_rule
-
-    return cue_rule(question)
+    """The cue-only decision (:func:`assistant.followup.cue_rule`; the retriever adds retrieval evidence where
+    fitted weights exist, see :meth:`HybridRetriever.resolve`)."""
+    return followup.cue_rule(question)
 
 
 def history_questions(history: list[dict] | None, turns: int = 2) -> list[str]:
@@ -242,8 +242,6 @@ class HybridRetriever:
     def resolve(self, question: str, history: list[dict] | None) -> tuple[str, float | None]:
         """The question to retrieve with: condensed with the history when it is a follow-up (see
         :mod:`assistant.followup`), and the fitted probability that it is one (None: no history, or cues only)."""
-        from . import followup
-
         users = history_questions(history, self.history_turns)
         if not users:
             return question, None
@@ -257,8 +255,6 @@ class HybridRetriever:
 
     def followup_features(self, question: str, previous: str, condensed: str) -> dict[str, float]:
         """:func:`assistant.followup.features` of a question after ``previous``: two more dense searches."""
-        from . import followup
-
         q_vec = self.embed_question(question, [])[0]
         prev_vec = self.embed_question(previous, [])[0]
         c_vec = self.embed_question(condensed, [])[0]

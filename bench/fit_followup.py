@@ -22,14 +22,13 @@ decision, the cue-only rule and the old pronoun regex, per split (TEST: aggregat
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import re
 import time
 
 import numpy as np
 
-from .quality import DEFAULT_MAX_DOCS, DEFAULT_VARIANTS, read_cases, variant_assistant, variant_files
+from .quality import DEFAULT_MAX_DOCS, DEFAULT_VARIANTS, _unit, read_cases, variant_assistant, variant_files
 from .common import log
 
 OLD_REGEX = re.compile(  # the detector before 2026-12-06, for the comparison
@@ -45,7 +44,8 @@ def old_rule(question: str) -> bool:
 
 
 def _h(*parts: str) -> float:
-    return int(hashlib.sha256("|".join(("followup-v1",) + parts).encode()).hexdigest()[:12], 16) / 16 ** 12
+    """A deterministic draw in [0, 1) (bench.quality's salted hash)."""
+    return _unit("followup-v1", "|".join(parts))
 
 
 def labelled_cases(split: str, variant: str) -> list[dict]:
