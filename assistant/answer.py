@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .citations import Quote, make_citation, renumber
+from .entities import countries, place_swapped
 from .retrieval import Retrieval
 from .schema import Answer, ScoredChunk
 from .text import STOP, detect_language, fold_accents, lexical_tokens, sentence_spans, stem, words_of
@@ -70,6 +71,7 @@ class Candidate:
     phrase_ok: bool = False
     neighbours: set = field(default_factory=set)  # words of the previous and next sentences of the same passage
     heading: bool = False  # a question heading of a FAQ ("Comment résilier mon contrat ?"): context, never the quote
+    place_ok: bool = True  # False: the sentence names another country and not the question's (entities.place_swapped)
 
 
 class ExtractiveAnswerer:
@@ -143,13 +145,19 @@ class ExtractiveAnswerer:
         missing_names += [t for t in terms if t.rare and not t.proper and t.weight >= 1.0
                           and not self._credit(t, context_words, trans) and not self._in_corpus(t)]
         best = max(cands, key=lambda c: c.score)
-        usable = [c for c in cands if c.type_ok and not c.injected and not c.heading
+        # the country asked about: the question's own, else the one of the turns a follow-up refers to
+        asked_place = question if countries(question) else (retrieval.standalone or question)
+        for c in cands:
+            c.place_ok = not place_swapped(asked_place, c.text)
+        usable = [c for c in cands if c.type_ok and not c.injected and not c.heading and c.place_ok
                   and c.coverage >= self._threshold_for(c, lang)]
         attribute = [t for t in terms if t.focus and t.key in _ATTRIBUTES]
         if attribute and kind in (None, COUNT):
             usable = [c for c in usable if c.focus_ok]
         if missing_names or not usable:
+            swapped = not best.place_ok and best.coverage >= self._threshold_for(best, lang)
             why = ("names not found: " + ", ".join(t.surface for t in missing_names)) if missing_names else \
+                  "the sentences that would answer name another country than the question's" if swapped else \
                   f"no sentence gives the {kind or 'answer'} with enough of the question's terms (best coverage {best.coverage:.2f})"
             return self._abstain(answer, t0, why)
         usable.sort(key=lambda c: -c.score)

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .citations import Quote, make_citation
+from .entities import countries, place_swapped
 from .schema import Answer, ScoredChunk
 from .text import STOP, detect_language, fold_accents, sentence_spans, stem, words_of, zipf
 
@@ -57,6 +58,7 @@ class Candidate:
     index: int = 0  # position of the sentence in its passage (0 = first)
     features: dict = field(default_factory=dict)
     p: float = 0.0
+    swapped: bool = False  # names another country and not the question's (entities.place_swapped): never quoted
 
     @property
     def quote(self) -> Quote:
@@ -520,10 +522,13 @@ class Reader:
         featurise(asked, cands, qv, svs, trans, history=retrieval.context or "")
         rule_features(cands, self.rules.run(retrieval))
         X = matrix(cands)
+        asked_place = question if countries(question) else asked
+        for c in cands:
+            c.swapped = place_swapped(asked_place, c.text)
         if self.weights is not None:
             p = self.weights.probabilities(X)
             for c, pi in zip(cands, p):
-                c.p = 0.0 if c.injected else float(pi)
+                c.p = 0.0 if c.injected or c.swapped else float(pi)
         return cands, X
 
     def missing_names(self, retrieval, cands: list[Candidate], trans) -> list[str]:
@@ -569,7 +574,8 @@ class Reader:
             return abstain("names not found in any passage: " + ", ".join(missing), best.p)
         if self.type_veto != "off" and best.features.get("type_miss"):
             # the question asks for an amount / count / date and the best sentence holds none
-            typed = [c for c in cands if c.features.get("type_asked") and not c.features.get("type_miss")]
+            typed = [c for c in cands if c.features.get("type_asked") and not c.features.get("type_miss")
+                     and not c.swapped and not c.injected]
             if self.type_veto == "abstain" or not typed:
                 return abstain(f"the best sentence (p={best.p:.2f}) holds no answer of the kind asked", best.p)
             best = max(typed, key=lambda c: c.p)

@@ -276,8 +276,9 @@ def test_fitted_reader_answers_the_demo(monkeypatch, settings_factory, embedder,
     assert ans.abstained and not ans.citations, ans.answer
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (docs/reader.md): at its DEV-chosen threshold the fitted reader "
-                   "answers the Qatar question with Morocco's sentence; no fitted feature separates it")
+@pytest.mark.xfail(strict=True, reason="known gap (docs/reader.md): Morocco's sentence is vetoed (another country), "
+                   "but at its DEV-chosen threshold the fitted reader then quotes a sentence about the Bank of Qatar "
+                   "that holds no amount (its type veto is off by default)")
 def test_fitted_reader_abstains_on_the_borrowed_subject(monkeypatch, settings_factory, embedder, seeds_index):
     a = _fitted(monkeypatch, settings_factory, embedder, seeds_index)
     ans = a.ask("How much did Qatar allocate to startups?")
