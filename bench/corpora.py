@@ -1,4 +1,4 @@
-"""Fetch real French documentation corpora from Debian packages.
+"""Fetch real French documentation corpora (and one English one) from Debian packages.
 
 Usage::
 
@@ -41,6 +41,13 @@ Required ones:
   (``usr/share/debian-reference/*.fr.html``).
 * ``debian-reference-fr-pdf`` the same book as one PDF, kept in its own folder
   so HTML and PDF are not duplicates inside one corpus.
+* ``debian-reference-en``   the same book in English, 15 HTML pages
+  (``usr/share/debian-reference/*.en.html``), for the English-over-English
+  question set ``bench/questions/debian-reference-en.jsonl``.  Declared with
+  ``lang="en", perf=False``: it is fetched by default like the others but is
+  *not* part of the performance benchmark's corpus (``bench.subsets`` leaves
+  out every corpus of :func:`non_perf_corpora` from its chunk counts and
+  subsets, so ``python -m bench`` sees exactly the French corpora).
 * ``gimp-help-fr``          GIMP 2.10 French help (~685 HTML pages; the Debian
   package has fewer pages than "thousands").
 * ``manpages-fr``           French man pages from ``manpages-fr`` and
@@ -76,7 +83,7 @@ Looked at and left out: ``scilab-doc-fr`` (its help jar has 2711 pages but
 French); ``lilypond-doc-pdf-fr`` (same text as the HTML); the installation
 guides of other architectures (near duplicates).
 
-Size (bookworm packages, measured): 6,053 files, 172 MB on disk; the
+Size of the French corpora (bookworm packages, measured): 6,053 files, 172 MB on disk; the
 assistant's loaders extract ~36 M characters of text from them, which its
 chunker (160 cl100k tokens, 30 overlap) turns into ~82,800 chunks (manpages-fr
 21k, texlive-doc-fr-pdf 16k, libreoffice-help-fr 10k, lilypond-doc-fr 9.5k,
@@ -129,10 +136,17 @@ class Corpus:
     description: str
     default: bool = True
     notes: str = ""
+    lang: str = "fr"  # language of the documents
+    perf: bool = True  # part of the performance benchmark's corpus (bench.subsets / bench.run)?
 
 
-def _c(name, packages, rules, description, default=True, notes=""):
-    return Corpus(name, tuple(packages), tuple(rules), description, default, notes)
+def _c(name, packages, rules, description, default=True, notes="", lang="fr", perf=True):
+    return Corpus(name, tuple(packages), tuple(rules), description, default, notes, lang, perf)
+
+
+def non_perf_corpora() -> frozenset[str]:
+    """Corpora declared ``perf=False``, kept out of the performance benchmark (its subsets and chunk counts)."""
+    return frozenset(n for n, c in CORPORA.items() if not c.perf)
 
 
 # Debian tools that ship their own French man pages (not in manpages-fr).
@@ -187,6 +201,14 @@ CORPORA: dict[str, Corpus] = {
             ["debian-reference-fr"],
             [Rule("usr/share/debian-reference", ("*.fr.pdf",))],
             "Debian Reference (French), PDF",
+        ),
+        _c(
+            "debian-reference-en",
+            ["debian-reference-en"],
+            [Rule("usr/share/debian-reference", ("*.en.html",))],
+            "Debian Reference (English), HTML; question set only, not in the performance benchmark",
+            lang="en",
+            perf=False,
         ),
         _c(
             "gimp-help-fr",

@@ -38,7 +38,8 @@ from .common import REPO, WORK, log
 
 QWORK = WORK / "quality"
 SPLITS_OUT = WORK / "splits"
-DEFAULT_VARIANTS = ("cnil-heldout", "service-public-heldout", "debian-reference-fr", "debian-mixed-fr")
+DEFAULT_VARIANTS = ("cnil-heldout", "service-public-heldout", "debian-reference-fr", "debian-mixed-fr",
+                    "debian-reference-en")
 KINDS = ("fr-fr", "en-en", "en-fr", "followup", "topic-switch", "unanswerable")
 DEFAULT_MAX_DOCS = {"service-public-heldout": 700}  # 3,671 pages would take ~20 min to embed on 2 shared cores
 METRIC_KEYS = ("answer_accuracy", "false_abstention_rate", "abstention_accuracy", "citation_precision",

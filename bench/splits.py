@@ -83,8 +83,11 @@ KINDS = ("fr-fr", "en-en", "en-fr", "followup", "topic-switch", "unanswerable")
 DEBIAN_SETS = {
     "debian-reference-fr": ("debian-reference-fr.jsonl", ("debian-reference-fr",)),
     "debian-mixed-fr": ("mixed-fr.jsonl", ("gimp-help-fr", "debian-handbook-fr", "installation-guide-fr")),
+    "debian-reference-en": ("debian-reference-en.jsonl", ("debian-reference-en",)),
 }
-VARIANTS = ("service-public-heldout", "cnil-heldout", "debian-reference-fr", "debian-mixed-fr")
+# document language of a Debian set (default French); the question language comes from the case id
+DEBIAN_DOC_LANG = {"debian-reference-en": "en"}
+VARIANTS = ("service-public-heldout", "cnil-heldout", "debian-reference-fr", "debian-mixed-fr", "debian-reference-en")
 
 # shared cases that are not usable questions (with the reason); never in any split
 EXCLUDED = {
@@ -217,9 +220,11 @@ class _Groups:
             self.parent[drop] = keep
 
 
-def _lang_of_debian(case_id: str) -> str:
-    m = re.match(r"^[a-z]+-(en|fr)-", case_id)
-    if not m:
+def _lang_of_debian(case_id: str, lang_doc: str = "fr") -> str:
+    """Question language from the id: ``debref-en-07`` (English question), ``debref-enen-07`` (English
+    question over English documents: the second code must be the set's document language)."""
+    m = re.match(r"^[a-z]+-(en|fr)(en|fr)?-", case_id)
+    if not m or (m.group(2) and m.group(2) != lang_doc):
         raise ValueError(f"cannot tell the question language of {case_id!r}")
     return m.group(1)
 
@@ -286,8 +291,9 @@ def assemble(shared: str | Path, with_docs: bool = True) -> Assembly:
             base.append(case)
 
     for variant, (fname, folders) in DEBIAN_SETS.items():
+        lang_doc = DEBIAN_DOC_LANG.get(variant, "fr")
         for q in read_jsonl(QUESTIONS / fname):
-            base.append(_case(q, corpus=variant, lang_q=_lang_of_debian(q["id"]), lang_doc="fr",
+            base.append(_case(q, corpus=variant, lang_q=_lang_of_debian(q["id"], lang_doc), lang_doc=lang_doc,
                               origin=f"bench/questions/{fname}"))
         if with_docs:
             files: list[Path] = []

@@ -10,6 +10,12 @@ corpora (files ordered by a hash of their path inside each corpus, corpora
 taken in turn), so every subset mixes HTML, man pages (text) and PDF from all
 corpora. A subset is materialised as a *copy* under ``bench/work/docs-<label>/``
 (the re-index benchmark edits and deletes files; the real corpora stay intact).
+
+"Every corpus" means every folder under ``bench/corpora/`` except the corpora
+declared with ``perf=False`` in :mod:`bench.corpora` (the English
+``debian-reference-en``, fetched only for its question set): they are never
+counted nor picked, so the benchmark's corpus is the French documentation
+whether or not they have been fetched.
 """
 from __future__ import annotations
 
@@ -36,6 +42,15 @@ def corpus_files(root: Path = CORPORA) -> list[Path]:
     return files
 
 
+def perf_files(root: Path = CORPORA) -> list[Path]:
+    """Every file of the performance benchmark's corpus: all of ``root`` but the ``perf=False`` corpora."""
+    from bench.corpora import non_perf_corpora
+
+    skip = non_perf_corpora()
+    skip |= {n + ".partial" for n in skip}  # a build in progress
+    return [f for f in corpus_files(root) if f.relative_to(root).parts[0] not in skip]
+
+
 def _count_one(path: str) -> tuple[str, int, int, str]:
     """(path, chunks, cl100k tokens of the embedded text, error) for one file."""
     from assistant.chunking import Chunker
@@ -56,9 +71,12 @@ def _count_one(path: str) -> tuple[str, int, int, str]:
 
 def chunk_counts(root: Path = CORPORA, cache: Path | None = None, workers: int = 2, log=print,
                  corpora: tuple[str, ...] | None = None) -> dict[str, dict]:
-    """{relative path: {chunks, chars, size, mtime, error}} for every file of the corpora (all: None), cached."""
+    """{relative path: {chunks, chars, size, mtime, error}} for every file of the corpora, cached.
+
+    ``corpora`` None: every corpus of the performance benchmark (:func:`perf_files`).
+    """
     cache = cache or WORK / "chunk-counts.json"
-    files = [f for c in corpora for f in corpus_files(root / c)] if corpora else corpus_files(root)
+    files = [f for c in corpora for f in corpus_files(root / c)] if corpora else perf_files(root)
     old = {}
     if cache.exists():
         try:

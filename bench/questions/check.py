@@ -2,9 +2,10 @@
 
 Run from the repository root::
 
-    python -m bench.questions.check            # or: python bench/questions/check.py  (both files)
+    python -m bench.questions.check            # or: python bench/questions/check.py  (every file)
     python -m bench.questions.check --chunks   # also check against the assistant's own chunks
     python -m bench.questions.check bench/questions/mixed-fr.jsonl   # one file
+    python -m bench.questions.check bench/questions/debian-reference-en.jsonl
 
 Files and their corpora (``SPECS`` below)
 -----------------------------------------
@@ -13,6 +14,12 @@ Files and their corpora (``SPECS`` below)
 * ``mixed-fr.jsonl``: the union of ``gimp-help-fr``, ``debian-handbook-fr``
   and ``installation-guide-fr``, ids ``mixed-en-NN`` / ``mixed-fr-NN``;
   follow-up cases carry a ``history`` of one user turn and one assistant turn.
+* ``debian-reference-en.jsonl``: corpus ``debian-reference-en`` (the same
+  book in English), ids ``debref-enen-NN`` (English questions over English
+  pages); follow-ups as in ``mixed-fr``.  Its unanswerable key terms are also
+  looked for in the full text of the HTML pages (``lxml`` ``text_content``),
+  because trafilatura leaves out some tables (e.g. Table 9.7) and lists that
+  another loader may keep.
 
 A file given on the command line is checked with the spec of its file name
 (unknown names: the ``debian-reference-fr`` spec, as before).
@@ -41,9 +48,10 @@ What it checks
   assistant indexes; and an evidence string must be distinctive: it may occur
   in at most ``max_evidence_pages`` pages of the union;
 * unanswerable cases: none of their key terms (``ABSENT_TERMS`` /
-  ``ABSENT_TERMS_MIXED`` below) occurs anywhere in the corpora, as a whole
+  ``ABSENT_TERMS_MIXED`` / ``ABSENT_TERMS_EN`` below) occurs anywhere in the corpora, as a whole
   word;
-* counts by language (from the id: ``<prefix>-en-NN`` / ``<prefix>-fr-NN``)
+* counts by language (from the id: ``<prefix>-en-NN`` / ``<prefix>-fr-NN``;
+  ``enen`` for ``debref-enen-NN``)
   and answerability, and the number of distinct pages used as evidence
   (``mixed-fr`` also: counts by corpus and follow-ups).
 
@@ -52,8 +60,8 @@ chunks them with ``assistant.chunking.Chunker`` (default settings) and checks
 that every evidence string falls inside at least one chunk, and that each
 answerable case has a chunk holding an evidence string and every fact.  For
 ``debian-reference-fr`` both are informative (they change the exit code only
-with ``--strict-chunks``); for ``mixed-fr`` a case with no such chunk is an
-error.
+with ``--strict-chunks``); for ``mixed-fr`` and ``debian-reference-en`` a case
+with no such chunk is an error.
 
 Exit code 0 when everything passes, 1 otherwise.
 """
@@ -72,6 +80,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 DEFAULT_FILE = HERE / "debian-reference-fr.jsonl"
 MIXED_FILE = HERE / "mixed-fr.jsonl"
+EN_FILE = HERE / "debian-reference-en.jsonl"
 CORPUS = "debian-reference-fr"
 KEYS = {"id", "question", "history", "answerable", "facts", "evidence"}
 
@@ -109,6 +118,23 @@ ABSENT_TERMS_MIXED: dict[str, list[str]] = {
     "mixed-fr-40": ["rugby"],
 }
 
+# Same for debian-reference-en.jsonl (English Debian Reference), checked against the extracted
+# text and against the full HTML text of its pages.
+ABSENT_TERMS_EN: dict[str, list[str]] = {
+    # subjects the book does not cover
+    "debref-enen-41": ["nftables", "nft", "iptables-translate", "iptables-nft"],
+    "debref-enen-42": ["fprintd", "fprintd-enroll", "pam_fprintd", "fingerprint reader", "fingerprint login"],
+    "debref-enen-43": ["kubernetes", "kubeadm", "kubectl", "k8s"],
+    "debref-enen-44": ["certbot", "let's encrypt", "letsencrypt", "nginx", "acme"],
+    "debref-enen-45": ["zswap", "zram", "compressed swap"],
+    # topics the book covers, attribute it does not give
+    "debref-enen-46": ["branden robinson", "anthony towns", "sam hocevar", "steve mcintyre", "zacchiroli",
+                       "lucas nussbaum", "neil mcgovern", "mehdi dogguy", "chris lamb", "sam hartman",
+                       "jonathan carter", "andreas tille", "current leader", "current dpl"],
+    "debref-enen-47": ["june 2023", "2023-06-10", "10 june 2023", "june 10, 2023", "10 june", "june 10"],
+    "debref-enen-48": ["3142"],
+}
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -120,6 +146,7 @@ class Spec:
     max_evidence_pages: int | None = None  # evidence must be distinctive
     strict_chunks: bool = False  # --chunks: a case with no evidence+facts chunk is an error
     extra_counts: bool = False  # counts by corpus / follow-ups
+    absent_in_html: bool = False  # also look for the absent terms in the full HTML text (not only trafilatura's)
     label: str = field(default="")
 
 
@@ -128,6 +155,8 @@ SPECS: dict[str, Spec] = {
     MIXED_FILE.name: Spec(("gimp-help-fr", "debian-handbook-fr", "installation-guide-fr"), ABSENT_TERMS_MIXED,
                           min_words=5, followups=True, plain_facts=True, max_evidence_pages=3,
                           strict_chunks=True, extra_counts=True, label="mixed-fr"),
+    EN_FILE.name: Spec(("debian-reference-en",), ABSENT_TERMS_EN, followups=True, strict_chunks=True,
+                       extra_counts=True, absent_in_html=True, label="debian-reference-en"),
 }
 
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201b": "'", "\u00b4": "'", "`": "'",
@@ -158,6 +187,23 @@ def extract_pages(folder: Path, raw: bool = False) -> dict[str, str]:
                                      include_tables=True, include_comments=False) or ""
         pages[p.relative_to(folder).as_posix()] = md if raw else normalize(md)
     return pages
+
+
+def html_texts(folder: Path) -> dict[str, str]:
+    """Page name -> normalised full text of the HTML (``lxml`` ``text_content``, scripts and styles dropped)."""
+    import lxml.html
+
+    out = {}
+    for p in _doc_files(folder):
+        if p.suffix == ".txt":
+            text = p.read_text(encoding="utf-8", errors="replace")
+        else:
+            doc = lxml.html.fromstring(p.read_bytes())
+            for bad in doc.xpath("//script|//style"):
+                bad.drop_tree()
+            text = doc.text_content()
+        out[p.relative_to(folder).as_posix()] = normalize(text)
+    return out
 
 
 def chunk_texts(folder: Path) -> list[str]:
@@ -216,6 +262,8 @@ def check_file(path: Path, spec: Spec, corpus_dirs: list[Path] | None, chunks: b
         print(f"corpus {folder}: {len(raw)} pages, {sum(len(normalize(t)) for t in raw.values()) / 1e3:.0f} k chars extracted")
     fact_text = plain if spec.plain_facts else pages
     corpus_all = "\n".join(pages.values())
+    if spec.absent_in_html:
+        corpus_all += "\n" + "\n".join(t for folder in folders.values() for t in html_texts(folder).values())
 
     errors: list[str] = []
     cases = []
