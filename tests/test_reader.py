@@ -186,6 +186,21 @@ def test_reader_vetoes_a_name_no_passage_contains():
     assert ans.abstained and "zorbania" in ans.debug
 
 
+def test_reader_never_quotes_a_sentence_about_another_country():
+    """Qatar asked, S1 states Morocco's amount: p(S1) = 0 whatever its cosine; the next sentence is chosen."""
+    qq = "How much did Qatar allocate to startups?"
+    emb = StubEmbedder({qq: [1, 0, 0, 0], S1: [0.8, 0.6, 0, 0], S2: [0, 1, 0, 0], S3: [0.6, 0, 0.8, 0]})
+    chunks = [chunk("c1", f"{S1} {S2}", 0.9, dense=0.85), chunk("c2", S3, 0.5, start=500, ordinal=3, dense=0.8)]
+    ret = Retrieval(qq, qq, chunks, language="en")
+    ans = R.Reader(emb, weights=stub_weights(0.5)).run(ret)
+    scored = {c.text: c for c in ans.diagnostics["scored"]}
+    assert scored[S1].swapped and scored[S1].p == 0.0 and not scored[S3].swapped
+    assert not ans.abstained and ans.citations[0].quote == S3
+    assert ans.confidence == pytest.approx(1 / (1 + math.exp(-(10 * 0.6 - 5))), abs=1e-4)
+    # at a threshold above p(S3) the reader abstains instead of falling back to Morocco's sentence
+    assert R.Reader(emb, weights=stub_weights(0.9)).run(ret).abstained
+
+
 def test_rule_features_map_the_rules_evidence():
     emb, ret = stub_retrieval()
     cands = R.candidates(ret.chunks)
