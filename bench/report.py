@@ -684,11 +684,22 @@ measurements that could not get one are flagged in RESULTS.md.
 """
 
 
+PERF_BEGIN, PERF_END = "<!-- bench:summary -->", "<!-- /bench:summary -->"
+
+
 def write_perf_doc(res: dict, path: Path) -> None:
-    corpus = res.get("corpus", {})
-    text = PERF_DOC.format(chunks=corpus.get("chunks", 0), summary=summary_table(res))
+    """Refresh the summary table of docs/performance.md between its ``PERF_BEGIN``/``PERF_END`` markers; the rest
+    of the page is written by hand (the history of earlier runs, the measurements of other CPUs) and is never
+    replaced. A page without the markers is left alone; a missing page is written from the template."""
     m = res.get("meta", {}).get("machine", {})
-    text = text.replace("{summary}", "")
-    text += (f"\nMeasured on {m.get('cpu')}, {m.get('cores')} cores, {m.get('ram_gb')} GB RAM, "
-             f"{res.get('meta', {}).get('started', '')}.\n")
-    path.write_text(text)
+    block = (f"{PERF_BEGIN}\n{summary_table(res)}\n\nMeasured by `python -m bench` on {m.get('cpu')}, {m.get('cores')} "
+             f"cores, {m.get('ram_gb')} GB RAM, {res.get('meta', {}).get('started', '')}.\n{PERF_END}")
+    if not path.exists():
+        corpus = res.get("corpus", {})
+        path.write_text(PERF_DOC.format(chunks=corpus.get("chunks", 0), summary=block) + "\n")
+        return
+    text = path.read_text()
+    if PERF_BEGIN not in text or PERF_END not in text:
+        return
+    a, b = text.index(PERF_BEGIN), text.index(PERF_END) + len(PERF_END)
+    path.write_text(text[:a] + block + text[b:])
