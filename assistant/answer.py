@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .citations import Quote, make_citation, renumber
-from .entities import countries, place_swapped
+from .entities import asked_countries, names_other_place
 from .retrieval import Retrieval
 from .schema import Answer, ScoredChunk
 from .text import STOP, detect_language, fold_accents, lexical_tokens, sentence_spans, stem, words_of
@@ -71,7 +71,7 @@ class Candidate:
     phrase_ok: bool = False
     neighbours: set = field(default_factory=set)  # words of the previous and next sentences of the same passage
     heading: bool = False  # a question heading of a FAQ ("Comment résilier mon contrat ?"): context, never the quote
-    place_ok: bool = True  # False: the sentence names another country and not the question's (entities.place_swapped)
+    place_ok: bool = True  # False: the sentence names another country and not the question's (entities.names_other_place)
 
 
 class ExtractiveAnswerer:
@@ -146,9 +146,9 @@ class ExtractiveAnswerer:
                           and not self._credit(t, context_words, trans) and not self._in_corpus(t)]
         best = max(cands, key=lambda c: c.score)
         # the country asked about: the question's own, else the one of the turns a follow-up refers to
-        asked_place = question if countries(question) else (retrieval.standalone or question)
+        asked_places = asked_countries(question, retrieval.standalone or question)
         for c in cands:
-            c.place_ok = not place_swapped(asked_place, c.text)
+            c.place_ok = not names_other_place(asked_places, c.text)
         usable = [c for c in cands if c.type_ok and not c.injected and not c.heading and c.place_ok
                   and c.coverage >= self._threshold_for(c, lang)]
         attribute = [t for t in terms if t.focus and t.key in _ATTRIBUTES]

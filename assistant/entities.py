@@ -55,16 +55,31 @@ def countries(text: str) -> set[str]:
     return {names[m.group(0)] for m in pattern.finditer(_norm(text))}
 
 
-def place_swapped(question: str, sentence: str) -> bool:
-    """True when the question names a country, the sentence names a country, and none of the question's: the
-    sentence is about another place than the one asked about (a certain veto for quoting it). Not when the question
-    asks which country or where ("Which country is Morocco's main partner?": the other country answers it)."""
-    asked = countries(question)
+def asked_countries(question: str, fallback: str = "") -> set[str]:
+    """The countries a question asks about, once per question: its own, else those of ``fallback`` (the turns a
+    follow-up refers to); none when it asks *which* country or *where* ("Which country is Morocco's main partner?":
+    there the sentence's other country is the answer)."""
+    text = question if countries(question) else (fallback or question)
+    asked = countries(text)
     if not asked:
-        return False
+        return set()
     from .questions import PLACE, question_type
 
-    if _ASKS_PLACE.search(_norm(question)) or question_type(question) == PLACE:
+    if _ASKS_PLACE.search(_norm(text)) or question_type(text) == PLACE:
+        return set()
+    return asked
+
+
+def names_other_place(asked: set[str], sentence: str) -> bool:
+    """True when the sentence names a country and none of ``asked`` (:func:`asked_countries`): it is about another
+    place than the one asked about (a certain veto for quoting it)."""
+    if not asked:
         return False
     stated = countries(sentence)
     return bool(stated) and not (asked & stated)
+
+
+def place_swapped(question: str, sentence: str) -> bool:
+    """True when the question names a country, the sentence names a country, and none of the question's (and the
+    question does not ask which country or where)."""
+    return names_other_place(asked_countries(question), sentence)

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .citations import Quote, make_citation
-from .entities import countries, place_swapped
+from .entities import asked_countries, names_other_place
 from .schema import Answer, ScoredChunk
 from .text import STOP, detect_language, fold_accents, sentence_spans, stem, words_of, zipf
 
@@ -58,7 +58,7 @@ class Candidate:
     index: int = 0  # position of the sentence in its passage (0 = first)
     features: dict = field(default_factory=dict)
     p: float = 0.0
-    swapped: bool = False  # names another country and not the question's (entities.place_swapped): never quoted
+    swapped: bool = False  # names another country and not the question's (entities.names_other_place): never quoted
 
     @property
     def quote(self) -> Quote:
@@ -522,9 +522,9 @@ class Reader:
         featurise(asked, cands, qv, svs, trans, history=retrieval.context or "")
         rule_features(cands, self.rules.run(retrieval))
         X = matrix(cands)
-        asked_place = question if countries(question) else asked
+        asked_places = asked_countries(question, asked)
         for c in cands:
-            c.swapped = place_swapped(asked_place, c.text)
+            c.swapped = names_other_place(asked_places, c.text)
         if self.weights is not None:
             p = self.weights.probabilities(X)
             for c, pi in zip(cands, p):

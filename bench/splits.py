@@ -85,8 +85,6 @@ DEBIAN_SETS = {
     "debian-mixed-fr": ("mixed-fr.jsonl", ("gimp-help-fr", "debian-handbook-fr", "installation-guide-fr")),
     "debian-reference-en": ("debian-reference-en.jsonl", ("debian-reference-en",)),
 }
-# document language of a Debian set (default French); the question language comes from the case id
-DEBIAN_DOC_LANG = {"debian-reference-en": "en"}
 VARIANTS = ("service-public-heldout", "cnil-heldout", "debian-reference-fr", "debian-mixed-fr", "debian-reference-en")
 
 # shared cases that are not usable questions (with the reason); never in any split
@@ -220,6 +218,17 @@ class _Groups:
             self.parent[drop] = keep
 
 
+def _doc_lang(folders) -> str:
+    """Document language of a Debian set: its corpora's ``lang`` in :mod:`bench.corpora` (the question language
+    comes from the case id)."""
+    from bench.corpora import CORPORA
+
+    langs = {CORPORA[f].lang for f in folders}
+    if len(langs) != 1:
+        raise ValueError(f"corpora {folders} mix document languages {sorted(langs)}")
+    return langs.pop()
+
+
 def _lang_of_debian(case_id: str, lang_doc: str = "fr") -> str:
     """Question language from the id: ``debref-en-07`` (English question), ``debref-enen-07`` (English
     question over English documents: the second code must be the set's document language)."""
@@ -291,7 +300,7 @@ def assemble(shared: str | Path, with_docs: bool = True) -> Assembly:
             base.append(case)
 
     for variant, (fname, folders) in DEBIAN_SETS.items():
-        lang_doc = DEBIAN_DOC_LANG.get(variant, "fr")
+        lang_doc = _doc_lang(folders)
         for q in read_jsonl(QUESTIONS / fname):
             base.append(_case(q, corpus=variant, lang_q=_lang_of_debian(q["id"], lang_doc), lang_doc=lang_doc,
                               origin=f"bench/questions/{fname}"))
