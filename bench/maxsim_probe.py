@@ -22,7 +22,7 @@ import sys
 import numpy as np
 
 from .common import WORK, log
-from .fit_reader import calibration, choose_threshold, choose_threshold_passed, cv_choose_c, dataset, decisions, fit, label
+from .fit_reader import calibration, choose_threshold, choose_threshold_passed, cv_choose_c, dataset, decisions, fit
 from .quality import DEFAULT_MAX_DOCS, DEFAULT_VARIANTS
 
 EXTRA = ("maxsim", "maxsim_gap", "maxsim_cov")
@@ -129,10 +129,6 @@ def main(argv=None) -> int:
     X, Xd = X[:, cols], Xd[:, cols]
     ts = TokenStates(str(e5_small_folder()))
     E, Ed = extra_columns(ts, X, train), extra_columns(ts, Xd, dev)
-    # how MaxSim alone picks (no fit): the case's best maxsim sentence
-    alone = sum(1 for cs in dev if cs["case"]["answerable"] and cs["rows"][1] > cs["rows"][0]
-                and label(cs["case"], cs["texts"][int(np.argmax(Ed[cs["rows"][0]:cs["rows"][1], 0]))]))
-    n_ans = sum(1 for cs in dev if cs["case"]["answerable"])
     T, Td = title_columns(embedder, cache, train), title_columns(embedder, cache, dev)
     results = [evaluate(X, y, g, Xd, dev, "shipped"),
                evaluate(np.hstack([X, E]), y, g, np.hstack([Xd, Ed]), dev, "shipped + maxsim"),
@@ -143,15 +139,10 @@ def main(argv=None) -> int:
                                   "shipped + maxsim + title"))
     results.append(boosted_probe(np.hstack([X, E, T]), y, g, np.hstack([Xd, Ed, Td]), yd, dev,
                                  "shipped + maxsim + title"))
-    for name, D in (("title", Td), ("maxsim", Ed)):
-        n = sum(1 for cs in dev if cs["case"]["answerable"] and cs["rows"][1] > cs["rows"][0]
-                and label(cs["case"], cs["texts"][int(np.argmax(D[cs["rows"][0]:cs["rows"][1], 0]))]))
-        print(name, "alone", n / max(1, sum(1 for cs in dev if cs["case"]["answerable"])))
-    results.append({"features": "maxsim alone (argmax)", "dev_selection": round(alone / n_ans, 4)})
-    col = FEATURES.index("cos")
-    cos = sum(1 for cs in dev if cs["case"]["answerable"] and cs["rows"][1] > cs["rows"][0]
-              and label(cs["case"], cs["texts"][int(np.argmax(Xd_all[cs["rows"][0]:cs["rows"][1], col]))]))
-    results.append({"features": "sentence cosine alone (argmax)", "dev_selection": round(cos / n_ans, 4)})
+    # single signals, no fit: the case's sentence with the highest value
+    for name, scores in (("maxsim", Ed[:, 0]), ("title/section cosine", Td[:, 0]),
+                         ("sentence cosine", Xd_all[:, FEATURES.index("cos")])):
+        results.append({"features": f"{name} alone (argmax)", "dev_selection": round(selection_rate(scores, yd, dev), 4)})
     out = WORK / "quality" / "maxsim_probe.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1) + "\n")
@@ -193,18 +184,20 @@ def listwise_fit(X, y, cases, lam: float):
     return mean, scale, w
 
 
-def selection(X, y, cases, model) -> float:
-    mean, scale, w = model
-    s = ((X - mean) / scale) @ w
+def selection_rate(scores, y, cases) -> float:
+    """Share of the answerable cases whose highest-scoring candidate is a positive (none retrieved: wrong)."""
     ok = n = 0
     for cs in cases:
         lo, hi = cs["rows"]
-        if not cs["case"]["answerable"]:
-            continue
-        n += 1
-        if hi > lo and y[lo + int(np.argmax(s[lo:hi]))] > 0:
-            ok += 1
+        if cs["case"]["answerable"]:
+            n += 1
+            ok += int(hi > lo and y[lo + int(np.argmax(scores[lo:hi]))] > 0)
     return ok / max(1, n)
+
+
+def selection(X, y, cases, model) -> float:
+    mean, scale, w = model
+    return selection_rate(((X - mean) / scale) @ w, y, cases)
 
 
 def listwise_probe(X, y, train, Xd, yd, dev, name: str) -> dict:
@@ -236,14 +229,8 @@ def boosted_probe(X, y, g, Xd, yd, dev, name: str) -> dict:
 
     m = HistGradientBoostingClassifier(max_depth=3, learning_rate=0.05, max_iter=200, l2_regularization=1.0,
                                        class_weight="balanced", random_state=0).fit(X, y)
-    s = m.predict_proba(Xd)[:, 1]
-    ok = n = 0
-    for cs in dev:
-        lo, hi = cs["rows"]
-        if cs["case"]["answerable"]:
-            n += 1
-            ok += int(hi > lo and yd[lo + int(np.argmax(s[lo:hi]))] > 0)
-    res = {"features": name + " (gradient boosting)", "dev_selection": round(ok / max(1, n), 4)}
+    res = {"features": name + " (gradient boosting)",
+           "dev_selection": round(selection_rate(m.predict_proba(Xd)[:, 1], yd, dev), 4)}
     log(str(res))
     return res
 
