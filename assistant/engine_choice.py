@@ -111,8 +111,10 @@ def machine_key(folder: Path, threads: int, candidates: tuple[str, ...]) -> dict
             versions[mod] = version(mod)
         except PackageNotFoundError:
             versions[mod] = None
+    from .engines import ONNX_VERSION
+
     return {"version": CHOICE_VERSION, "cpu": model, "flags": flags, "threads": threads,
-            **isa_caps(),
+            **isa_caps(), "onnx_graphs": ONNX_VERSION,  # new graphs, new speeds: measured again
             "model": str(folder), "candidates": list(candidates), **versions}
 
 

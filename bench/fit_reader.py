@@ -19,6 +19,7 @@ import argparse
 import json
 import sys
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 
@@ -199,6 +200,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cloze", type=int, default=0,
                     help="cloze questions per corpus added to TRAIN (default 0: measured to lower DEV accuracy, docs/reader.md)")
     ap.add_argument("--dry-run", action="store_true", help="fit and report, write nothing")
+    ap.add_argument("--out", default="", help="write the weights here instead of assistant/reader_weights/ "
+                                              "(score them with bench.quality --reader-variant weights=FILE)")
     args = ap.parse_args(argv)
     embedder = make_embedder(Settings.from_env())
     cache = VectorCache(embedder)
@@ -237,7 +240,7 @@ def main(argv=None) -> int:
     print(f"dev at threshold: {at}")
     plot_risk_coverage(curve, threshold, WORK / "quality" / "risk_coverage.png")
     if not args.dry_run:
-        path = weights_path(embedder.model_id)
+        path = Path(args.out) if args.out else weights_path(embedder.model_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(w.to_json(), indent=1) + "\n", encoding="utf-8")
         print(f"wrote {path}")

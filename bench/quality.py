@@ -198,6 +198,12 @@ def answerers(a) -> dict:
                                    rules=rules, type_veto=a.settings.reader_type_veto)
             for spec in READER_VARIANTS:
                 k, v = spec.split("=", 1)
+                if k == "weights":  # another fit (bench.fit_reader --out FILE), scored beside the shipped one
+                    from assistant.reader import Weights
+
+                    v = Weights.from_json(json.loads(Path(v).read_text(encoding="utf-8")))
+                elif k == "threshold":
+                    v = float(v)
                 out[f"reader:{spec}"] = Reader(a.embedder, cache=a.cache, lexicon=a.lexicon,
                                                vocabulary=a.lexical.vocabulary, rules=rules, **{k: v})
     except ImportError:
@@ -382,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--answerers", nargs="+", default=None, help="subset of current, baseline, reader")
     ap.add_argument("--out", default=str(REPO / "bench" / "QUALITY"), help="report path without extension")
     ap.add_argument("--reader-variant", action="append", default=[], metavar="KEY=VALUE",
-                    help="also score a Reader with this option (e.g. type_veto=abstain); repeatable")
+                    help="also score a Reader with this option (type_veto=abstain, threshold=0.3, weights=FILE); repeatable")
     args = ap.parse_args(argv)
     READER_VARIANTS[:] = args.reader_variant
     if not (SPLITS_OUT / "summary.json").is_file():

@@ -227,3 +227,48 @@ def test_int8_graph_with_unsigned_weights_is_exact_on_every_cpu():
 
     a, b = unit(fp32.pooled(ids)), unit(engine.pooled(ids))
     assert np.min(np.sum(a * b, axis=1)) > 0.999
+
+
+@pytest.mark.parametrize("unsigned", [False, True])
+def test_quantize_rows_computes_the_per_token_int8_product(tmp_path, unsigned):
+    """The int8 rewrite of one linear layer on a stub graph equals its numpy definition: per token, scale s =
+    half-range / 127 and centre r = round(mid-range / s); q = round(x / s) - r; per column, Wq = round(W / w);
+    y = s * w * (q @ Wq) + s * r * colsum(Wq * w). Rows are independent (a token's output does not depend on the
+    others), and the product is within int8 rounding of x @ W."""
+    pytest.importorskip("onnxruntime")
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from assistant.engines import quantize_rows
+
+    rng = np.random.default_rng(7)
+    k, n = 96, 40
+    w = rng.normal(size=(k, n)).astype(np.float32)
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"])], "stub",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "t", k])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", "t", n])],
+                              [numpy_helper.from_array(w, "W")])
+    src, dest = tmp_path / "stub.onnx", tmp_path / "stub-int8.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(src))
+    assert quantize_rows(src, dest, unsigned_weights=unsigned) == 1
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(str(dest), opts, providers=["CPUExecutionProvider"])
+    # rows of different offsets and ranges: GELU-like (mostly positive), centred, one constant row
+    x = np.concatenate([rng.normal(size=(2, 3, k)), np.abs(rng.normal(size=(2, 3, k))) * 4 - 0.2], axis=1).astype(np.float32)
+    x[1, 5] = 0.75
+    y = sess.run(None, {"x": x})[0]
+
+    rows = x.reshape(-1, k).astype(np.float64)
+    hi, lo = rows.max(1, keepdims=True), rows.min(1, keepdims=True)
+    s = np.maximum((hi - lo) / 2, 1e-8) / 127
+    r = np.round((hi + lo) / 2 / s)
+    q = np.clip(np.round(rows / s) - r, -128, 127)
+    ws = np.maximum(np.abs(w).max(0), 1e-12) / 127
+    wq = np.clip(np.round(w / ws), -127, 127)
+    ref = s * ws * (q @ wq) + s * r * (wq * ws).sum(0)
+    assert np.allclose(y.reshape(-1, n), ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    exact = rows @ w
+    assert np.abs(y.reshape(-1, n) - exact).max() < 0.02 * np.abs(exact).max()
+    assert np.allclose(sess.run(None, {"x": x[:1, 4:5]})[0], y[:1, 4:5], atol=1e-6)  # one token alone: same output
