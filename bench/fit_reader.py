@@ -71,7 +71,7 @@ def dataset(split: str, variants, max_docs: dict, embedder=None, cache=None, n_c
                 gs.append(np.full(len(cands), len(cases_out)))
             cases_out.append({"case": c, "rows": (lo, lo + len(cands)), "vetoed": vetoed,
                               "injected": [k.injected for k in cands], "texts": [k.text for k in cands],
-                              "contexts": [k.context for k in cands]})
+                              "contexts": [k.context for k in cands], "sources": [k.chunk.source for k in cands]})
         log(f"{variant}/{split}: {len(cases)} cases featurised")
     X = np.vstack(Xs) if Xs else np.zeros((0, len(FEATURES)))
     return X, np.concatenate(ys) if ys else np.zeros(0), np.concatenate(gs) if gs else np.zeros(0), cases_out
