@@ -78,18 +78,23 @@ def extra_columns(ts: TokenStates, X, cases) -> np.ndarray:
     return out
 
 
-def title_columns(embedder, cache, cases) -> np.ndarray:
-    """(cosine of the question to the passage's title/section heading, its gap to the case's best) per row."""
+def title_columns(embedder, cache, cases, titles=None) -> np.ndarray:
+    """(cosine of the question to the passage's title/section heading, its gap to the case's best) per row.
+
+    ``titles(case) -> one title per candidate`` (default: the candidates' contexts; ``bench.title_probe`` falls
+    back to the file name)."""
+    titles = titles or (lambda cs: cs["contexts"])
     rows = sum(cs["rows"][1] - cs["rows"][0] for cs in cases)
     out = np.zeros((rows, 2))
-    ctxs = sorted({c for cs in cases for c in cs["contexts"] if c})
+    per_case = [titles(cs) for cs in cases]
+    ctxs = sorted({c for ts in per_case for c in ts if c})
     vecs = dict(zip(ctxs, embedder.encode(ctxs))) if ctxs else {}
-    for cs in cases:
+    for cs, ts in zip(cases, per_case):
         lo, hi = cs["rows"]
         if hi == lo:
             continue
         q = cache.query_vector(cs["case"]["question"])
-        sims = np.array([float(vecs[c] @ q) if c else 0.0 for c in cs["contexts"]])
+        sims = np.array([float(vecs[c] @ q) if c else 0.0 for c in ts])
         out[lo:hi, 0] = sims
         out[lo:hi, 1] = sims.max() - sims
     return out

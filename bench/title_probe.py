@@ -24,7 +24,7 @@ import numpy as np
 
 from .common import WORK, log
 from .fit_reader import cv_choose_c, dataset, fit
-from .maxsim_probe import selection_rate
+from .maxsim_probe import selection_rate, title_columns
 from .quality import DEFAULT_MAX_DOCS, DEFAULT_VARIANTS
 
 
@@ -37,21 +37,9 @@ def name_title(source: str) -> str:
     return " ".join(parts)
 
 
-def title_column(embedder, cache, cases, use_names: bool) -> np.ndarray:
-    rows = sum(cs["rows"][1] - cs["rows"][0] for cs in cases)
-    out = np.zeros((rows, 2))
-    titles = [[c or (name_title(s) if use_names else "") for c, s in zip(cs["contexts"], cs["sources"])] for cs in cases]
-    uniq = sorted({t for ts in titles for t in ts if t})
-    vecs = dict(zip(uniq, embedder.encode(["passage: " + t for t in uniq]))) if uniq else {}
-    for cs, ts in zip(cases, titles):
-        lo, hi = cs["rows"]
-        if hi == lo:
-            continue
-        q = cache.query_vector(cs["case"]["question"])
-        sims = np.array([float(vecs[t] @ q) if t else 0.0 for t in ts])
-        out[lo:hi, 0] = sims
-        out[lo:hi, 1] = sims.max() - sims
-    return out
+def with_names(cs: dict) -> list[str]:
+    """Each candidate's title: its context, or else its file name as words."""
+    return [c or name_title(src) for c, src in zip(cs["contexts"], cs["sources"])]
 
 
 def per_corpus_selection(scores, yd, dev) -> dict:
@@ -77,16 +65,17 @@ def main(argv=None) -> int:
     Xd, yd, _, dev = dataset("dev", DEFAULT_VARIANTS, DEFAULT_MAX_DOCS, embedder, cache)
     X, Xd = X[:, cols], Xd[:, cols]
     results = {}
-    for name, extra in (("shipped", None), ("+ title (context only)", False), ("+ title (context, else file name)", True)):
+    for name, title, titles in (("shipped", False, None), ("+ title (context only)", True, None),
+                                ("+ title (context, else file name)", True, with_names)):
         A, Ad = X, Xd
-        if extra is not None:
-            A = np.hstack([X, title_column(embedder, cache, train, extra)])
-            Ad = np.hstack([Xd, title_column(embedder, cache, dev, extra)])
+        if title:
+            A = np.hstack([X, title_columns(embedder, cache, train, titles)])
+            Ad = np.hstack([Xd, title_columns(embedder, cache, dev, titles)])
         C, _ = cv_choose_c(A, y, g)
         mean, scale, coef, b = fit(A, y, g, C)
         results[name] = per_corpus_selection(((Ad - mean) / scale) @ coef + b, yd, dev)
         log(f"{name}: {results[name]}")
-    T = title_column(embedder, cache, dev, True)
+    T = title_columns(embedder, cache, dev, with_names)
     results["file-name title alone (argmax)"] = per_corpus_selection(T[:, 0], yd, dev)
     out = WORK / "quality" / "title_probe.json"
     out.parent.mkdir(parents=True, exist_ok=True)
